@@ -1,0 +1,1 @@
+"""One module per ``rapidtomo`` subcommand (see rapidtomo.cli)."""

@@ -1,0 +1,71 @@
+"""Validated settings shared by every stage, and loading them from TOML or YAML files.
+
+Each stage defines its own settings class (a subclass of :class:`Settings`) next to its code;
+this module holds the base class and the file loader so that all stages behave alike:
+unknown keys are errors, every field has a docstring-like description, and a config file may
+hold one table per stage (``[simulate]``, ``[approximant]``, ...) or the stage's keys at top level.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from .errors import UserError
+
+S = TypeVar("S", bound="Settings")
+
+
+class Settings(pydantic.BaseModel):
+    """Base of every stage's settings: unknown keys are refused, values are validated."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", validate_assignment=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(self.model_dump_json())
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(path.read_text())
+        if path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(data, dict):
+                raise UserError(f"{path}: the top level must be a mapping")
+            return data
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
+    raise UserError(f"{path}: unknown config format (use .toml, .yaml or .yml)")
+
+
+def build_settings(cls: type[S], section: str, config_path: str | Path | None = None,
+                   overrides: dict[str, Any] | None = None) -> S:
+    """Settings from defaults, then the config file's ``[section]`` (or top level), then overrides.
+
+    ``overrides`` holds command-line values; ``None`` values are ignored (flag not given).
+    Validation errors become one-line :class:`UserError`s naming the file and field.
+    """
+    values: dict[str, Any] = {}
+    source = "settings"
+    if config_path is not None:
+        data = load_config_file(config_path)
+        values.update(data.get(section, data if section not in data else {}))
+        if section not in data:
+            values = {k: v for k, v in data.items() if not isinstance(v, dict) or k in cls.model_fields}
+        source = str(config_path)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return cls(**values)
+    except pydantic.ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or section
+        raise UserError(f"{source}: [{section}] {field}: {err['msg']}") from None

@@ -1,0 +1,1 @@
+"""Physics: geometry and units, probe, scan positions, rotation, multislice, noise, operator H_θ."""

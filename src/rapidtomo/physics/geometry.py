@@ -1,0 +1,137 @@
+"""Units and the geometry that ties detector, object grid, rotation and slices together.
+
+Conventions (docs/conventions.md): SI units; volumes are ``(z, y, x)`` with z along the beam at
+θ = 0 and y the rotation axis. The *beam grid* of an angle is the volume rotated about y and
+resampled onto samples ``(b, y, x')`` aligned with the beam (b along the beam). Positions are the
+probe-window centre ``(y, x')`` in metres relative to the rotation axis (x' = 0) and the volume's
+mid-height (y = 0). The axis sits at the continuous index ``(n - 1) / 2`` of every grid.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+PLANCK_EV_S = 4.135667696e-15
+SPEED_OF_LIGHT_M_S = 299792458.0
+
+
+def wavelength_m(energy_kev: float) -> float:
+    """λ = h·c / E for a photon energy in keV (8.8 keV → 1.409e-10 m)."""
+    return PLANCK_EV_S * SPEED_OF_LIGHT_M_S / (energy_kev * 1e3)
+
+
+def object_pixel_size_m(energy_kev: float, detector_distance_m: float, detector_pixel_m: float,
+                        n_detector: int) -> float:
+    """Far-field object-plane pixel λ·z / (n·p) (paper: 8.8 keV, 1.92 m, 75 µm, 256 → 14.1 nm)."""
+    return wavelength_m(energy_kev) * detector_distance_m / (n_detector * detector_pixel_m)
+
+
+def detector_distance_for_pixel(energy_kev: float, pixel_m: float, detector_pixel_m: float,
+                                n_detector: int) -> float:
+    """The detector distance that gives an object pixel ``pixel_m`` (inverse of the above)."""
+    return pixel_m * n_detector * detector_pixel_m / wavelength_m(energy_kev)
+
+
+def angle_set_deg(n: int, theta_max_deg: float) -> np.ndarray:
+    """N uniformly spaced angles over the symmetric range [-θmax/2, +θmax/2] (N = 1 → [0])."""
+    if n < 1:
+        raise ValueError(f"number of angles must be ≥ 1, got {n}")
+    if n == 1:
+        return np.zeros(1)
+    return np.linspace(-theta_max_deg / 2, theta_max_deg / 2, n)
+
+
+def _smallest_at_least(lo: float, ok) -> int:
+    n = max(1, math.ceil(lo - 1e-9))
+    while not ok(n):
+        n += 1
+    return n
+
+
+@dataclass(frozen=True)
+class BeamGrid:
+    """Sampling of the rotated volume and of the multislice slices for one volume grid.
+
+    ``n_beam`` samples of ``beam_step_m`` along the beam (a multiple of ``n_slabs``), slices of
+    ``(height, width)`` pixels of ``pixel_m`` (= the volume's dy = dx), with the volume centred.
+    """
+
+    volume_shape: tuple[int, int, int]
+    voxel_size_m: tuple[float, float, float]
+    n_slabs: int
+    n_beam: int
+    beam_step_m: float
+    height: int
+    width: int
+
+    @property
+    def pixel_m(self) -> float:
+        return self.voxel_size_m[2]
+
+    @property
+    def slab_thickness_m(self) -> float:
+        """Distance between consecutive slices (the multislice Δz)."""
+        return self.n_beam // self.n_slabs * self.beam_step_m
+
+    @property
+    def slice_shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def top_left(self, positions_m: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+        """Integer ``(row, col)`` top-left corners of windows centred at ``positions_m (..., 2)``.
+
+        Rounds to the nearest pixel (exact for positions made by the simulator); raises if a
+        window would leave the slice grid.
+        """
+        pos = np.asarray(positions_m, dtype=np.float64) / self.pixel_m
+        h, w = window
+        top = np.rint(np.stack([pos[..., 0] + (self.height - h) / 2, pos[..., 1] + (self.width - w) / 2], -1))
+        top = top.astype(np.int64)
+        if top.size and (top.min() < 0 or np.any(top[..., 0] > self.height - h) or np.any(top[..., 1] > self.width - w)):
+            raise ValueError(f"scan positions leave the {self.height}x{self.width} slice grid "
+                             f"(window {h}x{w}); positions span {pos.min(axis=tuple(range(pos.ndim - 1)))}"
+                             f"..{pos.max(axis=tuple(range(pos.ndim - 1)))} px")
+        return top
+
+    def positions_m(self, top_left: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+        """Inverse of :meth:`top_left`: window centres in metres for integer top-left corners."""
+        t = np.asarray(top_left, dtype=np.float64)
+        h, w = window
+        return np.stack([t[..., 0] - (self.height - h) / 2, t[..., 1] - (self.width - w) / 2], -1) * self.pixel_m
+
+
+def beam_grid(volume_shape, voxel_size_m, window: tuple[int, int], n_slabs: int,
+              multiple: int = 2, beam_step_m: float | None = None) -> BeamGrid:
+    """The beam grid for a volume: wide enough for every rotation angle, plus a window/2 margin.
+
+    ``volume_shape (Z, Y, X)``, ``voxel_size_m (dz, dy, dx)`` with ``dy == dx`` (the slice pixel).
+    ``window (h, w)`` is the probe size in pixels. Sizes are chosen so that at θ = 0 the beam
+    grid samples coincide with the voxels (``width - X`` and ``height - Y`` even, ``n_beam - Z``
+    even when the beam step equals dz), and, when parities allow, ``(width - w)`` and
+    ``(height - h)`` are multiples of ``multiple`` (4 lets positions on even pixels map exactly
+    onto a 2x coarser grid). ``beam_step_m`` defaults to ``min(dz, dx)``.
+    """
+    Z, Y, X = (int(v) for v in volume_shape)
+    dz, dy, dx = (float(v) for v in voxel_size_m)
+    if abs(dy - dx) > 1e-6 * dx:
+        raise ValueError(f"the slice grid needs dy == dx, got dy={dy:g} m, dx={dx:g} m")
+    h, w = window
+    db = float(beam_step_m) if beam_step_m else min(dz, dx)
+    diag = math.hypot(Z * dz, X * dx)
+    aligned_b = abs(db - dz) < 1e-9 * dz
+
+    parity = aligned_b and not (n_slabs % 2 == 0 and Z % 2 == 1)  # else impossible with n % L == 0
+    n_beam = _smallest_at_least(diag / db, lambda n: n % n_slabs == 0 and (not parity or (n - Z) % 2 == 0))
+
+    def ok_side(size: int, n: int, win: int) -> bool:
+        if (n - size) % 2:
+            return False
+        if (win - size) % 2 == 0:
+            return (n - win) % multiple == 0
+        return True
+
+    width = _smallest_at_least(diag / dx + w, lambda n: ok_side(X, n, w))
+    height = _smallest_at_least(Y + h, lambda n: ok_side(Y, n, h))
+    return BeamGrid((Z, Y, X), (dz, dy, dx), n_slabs, n_beam, db, height, width)

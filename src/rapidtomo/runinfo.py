@@ -1,0 +1,50 @@
+"""Settings and timings written next to a stage's outputs, so a run directory tells its story."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__
+from .io.atomic import atomic_path
+
+
+class Timer:
+    """Named wall-clock timings: ``with timer("step"): ...``; ``timer.seconds`` maps name → s."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def provenance(settings: dict[str, Any] | None = None, sources: list[str] | None = None) -> dict[str, Any]:
+    """Attributes that every output file carries: tool version, settings, source files, host."""
+    return {
+        "tool": "rapidtomo",
+        "tool_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "settings": json.dumps(settings or {}, default=str),
+        "sources": json.dumps([str(s) for s in (sources or [])]),
+    }
+
+
+def write_run_info(path: str | Path, stage: str, settings: dict[str, Any],
+                   timings: dict[str, float], extra: dict[str, Any] | None = None) -> Path:
+    """Write ``<path>`` (JSON): stage name, settings, timings in seconds, version, and extras."""
+    path = Path(path)
+    info = {"stage": stage, "tool_version": __version__, "settings": settings,
+            "timings_s": {k: round(v, 4) for k, v in timings.items()}, **(extra or {})}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2, default=str))
+    return path
