@@ -1,0 +1,124 @@
+"""The multislice forward model (paper Eq. 1–2), pinned as in docs/conventions.md.
+
+Slices ``(L, H, W)`` complex transmissions, probe modes ``(M, h, w)``, integer top-left
+positions ``(N, 2)`` as ``(row, col)``. For each position: ψ = probe · t₁[patch]; for
+l = 2..L: ψ = P_Δz ψ, then ψ = ψ · t_l[patch]; far field ``fftshift(fft2(ψ))`` (unnormalised);
+intensity = Σ_modes |·|². Numpy in → numpy out, torch in → torch out (same device); complex64 by
+default, complex128 when given double precision. Differentiable (autograd) in torch.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+_COMPLEX_OF = {torch.float32: torch.complex64, torch.float64: torch.complex128,
+               torch.complex64: torch.complex64, torch.complex128: torch.complex128}
+
+
+def _as_complex_tensor(x, device=None, dtype=None) -> torch.Tensor:
+    t = torch.as_tensor(x, device=device)
+    if dtype is None:
+        dtype = _COMPLEX_OF.get(t.dtype, torch.complex64)
+    return t.to(dtype)
+
+
+@lru_cache(maxsize=64)
+def _transfer_function_cached(shape: tuple[int, int], dz: float, wavelength: float, pixel: float,
+                              dtype: torch.dtype, device: str) -> torch.Tensor:
+    fy = np.fft.fftfreq(shape[0], d=pixel)
+    fx = np.fft.fftfreq(shape[1], d=pixel)
+    arg = 1.0 / wavelength**2 - fy[:, None] ** 2 - fx[None, :] ** 2
+    kernel = np.where(arg > 0, np.exp(1j * 2 * math.pi * dz * np.sqrt(np.maximum(arg, 0.0))), 0.0)
+    return torch.as_tensor(kernel).to(device=device, dtype=dtype)
+
+
+def transfer_function(shape: tuple[int, int], dz: float, wavelength_m: float, pixel_size_m: float,
+                      dtype: torch.dtype = torch.complex64, device="cpu") -> torch.Tensor:
+    """Angular-spectrum transfer function ``exp(i·2π·Δz·sqrt(1/λ² − fx² − fy²))``, ``(h, w)``.
+
+    Frequencies ``fftfreq(n, d=pixel)`` (unshifted, to multiply an ``fft2`` spectrum); evanescent
+    components set to 0. ``dz`` may be negative (back-propagation, the adjoint of P_Δz on the
+    propagating components).
+    """
+    return _transfer_function_cached(tuple(int(s) for s in shape), float(dz), float(wavelength_m),
+                                     float(pixel_size_m), dtype, str(torch.device(device)))
+
+
+def propagate(psi, dz: float, *, wavelength_m: float, pixel_size_m: float):
+    """Free-space propagation P_Δz of fields ``(..., h, w)`` by ``dz`` metres (numpy or torch)."""
+    is_np = isinstance(psi, np.ndarray)
+    t = _as_complex_tensor(psi)
+    H = transfer_function(t.shape[-2:], dz, wavelength_m, pixel_size_m, t.dtype, t.device)
+    out = torch.fft.ifft2(torch.fft.fft2(t) * H)
+    return out.numpy() if is_np else out
+
+
+def extract_patches(slices: torch.Tensor, positions: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
+    """Patches ``(L, N, h, w)`` of ``slices (L, H, W)`` at top-left ``positions (N, 2)`` (gather)."""
+    L, H, W = slices.shape
+    h, w = window
+    rows = positions[:, 0, None, None] + torch.arange(h, device=slices.device)[None, :, None]
+    cols = positions[:, 1, None, None] + torch.arange(w, device=slices.device)[None, None, :]
+    return slices.reshape(L, H * W)[:, rows * W + cols]
+
+
+def exit_waves(slices: torch.Tensor, probe: torch.Tensor, positions: torch.Tensor, *, wavelength_m: float,
+               pixel_size_m: float, slice_spacing_m: float) -> torch.Tensor:
+    """Exit waves ``(N, M, h, w)`` after the last slice (no propagation after it)."""
+    M, h, w = probe.shape
+    patches = extract_patches(slices, positions, (h, w))
+    psi = probe[None] * patches[0][:, None]
+    if slices.shape[0] > 1:
+        prop = transfer_function((h, w), slice_spacing_m, wavelength_m, pixel_size_m, psi.dtype, psi.device)
+        for t in patches[1:]:
+            psi = torch.fft.ifft2(torch.fft.fft2(psi) * prop) * t[:, None]
+    return psi
+
+
+def far_field_intensity(psi: torch.Tensor) -> torch.Tensor:
+    """``Σ_modes |fftshift(fft2(ψ))|²`` for exit waves ``(N, M, h, w)`` → ``(N, h, w)`` real."""
+    F = torch.fft.fft2(psi)
+    return torch.fft.fftshift((F.real ** 2 + F.imag ** 2).sum(dim=1), dim=(-2, -1))
+
+
+def default_batch(n_modes: int, window: tuple[int, int], n_slices: int, budget_bytes: float = 2.5e8) -> int:
+    """Positions per batch so that one batch's complex128 working set stays near ``budget_bytes``."""
+    per_position = 16 * n_modes * window[0] * window[1] * (3 + n_slices / n_modes)
+    return max(1, int(budget_bytes // per_position))
+
+
+def forward_intensity(slices, probe, positions, *, wavelength_m: float, pixel_size_m: float,
+                      slice_spacing_m: float, batch_size: int | None = None):
+    """Far-field intensities ``(N, h, w)`` of the multislice model (docs/conventions.md).
+
+    Parameters
+    ----------
+    slices : (L, H, W) complex transmissions (numpy or torch; real input is taken as complex)
+    probe : (M, h, w) or (h, w) complex probe modes
+    positions : (N, 2) integer top-left ``(row, col)`` corners in the slice grid
+    wavelength_m, pixel_size_m, slice_spacing_m : λ, slice pixel, distance between slices (m)
+    batch_size : positions per batch (bounds memory); default from :func:`default_batch`
+
+    Returns intensities as numpy when ``slices`` is numpy, else torch on the slices' device;
+    float32 (float64 when the slices are complex128/float64).
+    """
+    is_np = isinstance(slices, np.ndarray)
+    t = _as_complex_tensor(slices)
+    p = _as_complex_tensor(probe, device=t.device, dtype=t.dtype)
+    if p.ndim == 2:
+        p = p[None]
+    pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
+                          device=t.device).long()
+    if t.ndim != 3 or pos.ndim != 2 or pos.shape[-1] != 2:
+        raise ValueError(f"expected slices (L, H, W) and positions (N, 2), got {tuple(t.shape)}, {tuple(pos.shape)}")
+    h, w = p.shape[-2:]
+    if pos.numel() and (pos.min() < 0 or pos[:, 0].max() > t.shape[1] - h or pos[:, 1].max() > t.shape[2] - w):
+        raise ValueError("a probe window at these positions leaves the slice grid")
+    kw = dict(wavelength_m=wavelength_m, pixel_size_m=pixel_size_m, slice_spacing_m=slice_spacing_m)
+    bs = batch_size or default_batch(p.shape[0], (h, w), t.shape[0])
+    out = [far_field_intensity(exit_waves(t, p, pos[i:i + bs], **kw)) for i in range(0, len(pos), bs)]
+    I = torch.cat(out) if out else torch.zeros((0, h, w), dtype=t.real.dtype, device=t.device)
+    return I.detach().cpu().numpy() if is_np else I
