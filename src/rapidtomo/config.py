@@ -58,9 +58,10 @@ def build_settings(cls: type[S], section: str, config_path: str | Path | None = 
     source = "settings"
     if config_path is not None:
         data = load_config_file(config_path)
-        values.update(data.get(section, data if section not in data else {}))
-        if section not in data:
-            values = {k: v for k, v in data.items() if not isinstance(v, dict) or k in cls.model_fields}
+        if section in data:
+            values.update(data[section])
+        else:  # a file with this stage's keys at top level (tables belong to other stages)
+            values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
         source = str(config_path)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:

@@ -1,0 +1,99 @@
+"""Scan and volume files: round trips, one-line errors naming file and field, atomic writes."""
+import h5py
+import numpy as np
+import pytest
+
+from rapidtomo.errors import UserError
+from rapidtomo.io import ScanData, Volume, read_scan, read_volume, write_scan, write_volume
+
+
+def small_scan(rng, n_angles=3, n_pos=4, h=8):
+    return ScanData(rng.random((n_angles, n_pos, h, h)).astype(np.float32) * 100,
+                    rng.normal(size=(n_pos, 2)) * 1e-7, np.linspace(-10, 10, n_angles),
+                    (rng.normal(size=(2, h, h)) + 1j * rng.normal(size=(2, h, h))).astype(np.complex64),
+                    8.8, 0.5, 75e-6, (4, 6, 8), (28e-9, 28e-9, 28e-9), {"n_slabs": 5, "note": "x"})
+
+
+def test_scan_round_trip(tmp_path, rng):
+    s = small_scan(rng)
+    write_scan(tmp_path / "s.h5", s)
+    r = read_scan(tmp_path / "s.h5")
+    np.testing.assert_array_equal(r.intensities, s.intensities)
+    np.testing.assert_array_equal(r.positions_m, s.positions_m)
+    assert r.positions_m.shape == (3, 4, 2)
+    np.testing.assert_array_equal(r.probe, s.probe)
+    assert r.volume_shape == (4, 6, 8) and r.voxel_size_m == s.voxel_size_m and r.attrs["n_slabs"] == 5
+    assert r.pixel_size_m == pytest.approx(1.409e-10 * 0.5 / (8 * 75e-6), rel=1e-3)
+    sub = r.subset([0, 2])
+    assert sub.n_angles == 2 and sub.angles_deg.tolist() == [-10, 10]
+
+
+def test_volume_round_trip_with_attenuation(tmp_path, rng):
+    v = Volume(rng.random((3, 4, 5)).astype(np.float32), (1e-8, 2e-8, 2e-8), {"quantity": "phase", "list": [1, 2]},
+               attenuation=rng.random((3, 4, 5)))
+    write_volume(tmp_path / "v.h5", v)
+    r = read_volume(tmp_path / "v.h5")
+    np.testing.assert_array_equal(r.data, v.data)
+    np.testing.assert_array_equal(r.attenuation, v.attenuation)
+    assert r.voxel_size_m == (1e-8, 2e-8, 2e-8) and r.attrs["quantity"] == "phase"
+    assert r.extent_m == pytest.approx((3e-8, 8e-8, 1e-7))
+
+
+def corrupt(path, dataset, value):
+    with h5py.File(path, "a") as f:
+        del f[dataset]
+        if value is not None:
+            f[dataset] = value
+
+
+@pytest.mark.parametrize("dataset,value,words", [
+    ("/entry/data/angles_deg", np.zeros(5), "angles_deg"),
+    ("/entry/data/intensities", None, "missing dataset /entry/data/intensities"),
+    ("/entry/data/intensities", np.full((3, 4, 8, 8), np.nan, np.float32), "NaN"),
+    ("/entry/data/intensities", -np.ones((3, 4, 8, 8), np.float32), "negative"),
+    ("/entry/data/positions_m", np.zeros((3, 5, 2)), "positions_m"),
+    ("/entry/probe", np.zeros((2, 6, 6), np.complex64), "/entry/probe"),
+    ("/entry/instrument/energy_kev", -1.0, "energy_kev"),
+])
+def test_malformed_scan_gives_one_clear_line(tmp_path, rng, dataset, value, words):
+    path = tmp_path / "bad.h5"
+    write_scan(path, small_scan(rng))
+    corrupt(path, dataset, value)
+    with pytest.raises(UserError) as e:
+        read_scan(path)
+    msg = str(e.value)
+    assert str(path) in msg and words in msg and "\n" not in msg
+
+
+def test_not_hdf5_and_missing_file(tmp_path):
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    for p in (tmp_path / "junk.h5", tmp_path / "none.h5"):
+        with pytest.raises(UserError, match=str(p)):
+            read_scan(p)
+        with pytest.raises(UserError, match=str(p)):
+            read_volume(p)
+
+
+def test_malformed_volume(tmp_path):
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["volume"] = np.zeros((2, 2))
+    with pytest.raises(UserError, match="3D"):
+        read_volume(tmp_path / "v.h5")
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f["volume"] = np.zeros((2, 2, 2))
+    with pytest.raises(UserError, match="voxel_size_m"):
+        read_volume(tmp_path / "w.h5")
+
+
+def test_failed_write_leaves_existing_file_untouched(tmp_path, rng, monkeypatch):
+    path = tmp_path / "v.h5"
+    write_volume(path, Volume(np.ones((2, 2, 2)), (1, 1, 1)))
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(h5py.File, "create_dataset", boom)
+    with pytest.raises(RuntimeError):
+        write_volume(path, Volume(np.zeros((2, 2, 2)), (1, 1, 1)))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["v.h5"]  # no temporary left behind
