@@ -16,6 +16,8 @@ from .errors import UserError
 COMMANDS = {
     "simulate": "simulate",
     "approximant": "approximant",
+    "golden": "golden",
+    "baseline": "baseline",
 }
 
 

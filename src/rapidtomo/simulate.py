@@ -41,7 +41,11 @@ class SimulateSettings(Settings):
     n_slabs: int = Field(5, ge=1, description="slabs L of the multislice model used to simulate")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
     n_reduced: int = Field(21, ge=1, description="angles of the reduced acquisition")
-    theta_max_deg: float = Field(140.8, gt=0, le=180, description="angular range θmax: angles in [-θmax/2, θmax/2]")
+    theta_max_deg: float = Field(140.8, gt=0, le=180, description="angular range θmax of the reduced scan: "
+                                 "angles in [-θmax/2, θmax/2]")
+    theta_max_nominal_deg: float | None = Field(
+        None, gt=0, le=180, description="angular range of the nominal scan (default: theta_max_deg, as in the "
+        "paper); 180 removes the missing wedge from the golden standard")
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
@@ -111,7 +115,8 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
     torch.manual_seed(settings.seed)
     probe = make_probe(settings, dx)
     rng = np.random.default_rng(settings.seed + 1)
-    nominal = make_scan(phantom, angle_set_deg(settings.n_nominal, settings.theta_max_deg), settings, probe, rng,
+    nominal_range = settings.theta_max_nominal_deg or settings.theta_max_deg
+    nominal = make_scan(phantom, angle_set_deg(settings.n_nominal, nominal_range), settings, probe, rng,
                         "nominal scan")
     reduced = make_scan(phantom, angle_set_deg(settings.n_reduced, settings.theta_max_deg), settings, probe, rng,
                         "reduced scan")

@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-nominal", type=int, help="angles of the nominal acquisition")
     p.add_argument("--n-reduced", type=int, help="angles of the reduced acquisition")
     p.add_argument("--theta-max", type=float, dest="theta_max_deg", help="angular range θmax in degrees")
+    p.add_argument("--theta-max-nominal", type=float, dest="theta_max_nominal_deg",
+                   help="angular range of the nominal scan in degrees (default: --theta-max)")
     p.add_argument("--photons", type=float, help="mean photons per pattern (0: noiseless)")
     p.add_argument("--seed", type=int, help="seed of the phantom layout and the noise")
     p.add_argument("--device", help="torch device: auto, cpu, cuda")
@@ -32,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args):
     from ..simulate import PAPER_PRESET, SimulateSettings
     overrides = dict(PAPER_PRESET) if args.preset == "paper" else {}
-    overrides.update({k: getattr(args, k) for k in ("n_nominal", "n_reduced", "theta_max_deg", "photons", "seed",
+    overrides.update({k: getattr(args, k) for k in ("n_nominal", "n_reduced", "theta_max_deg", "theta_max_nominal_deg", "photons", "seed",
                                                     "device") if getattr(args, k) is not None})
     if args.shape:
         overrides["shape"] = tuple(args.shape)

@@ -8,6 +8,7 @@ mid-height (y = 0). The axis sits at the continuous index ``(n - 1) / 2`` of eve
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -94,6 +95,17 @@ class BeamGrid:
                              f"(window {h}x{w}); positions span {pos.min(axis=tuple(range(pos.ndim - 1)))}"
                              f"..{pos.max(axis=tuple(range(pos.ndim - 1)))} px")
         return top
+
+    def covering(self, positions_m: np.ndarray, window: tuple[int, int]) -> "BeamGrid":
+        """This grid, grown in 2-pixel steps (parities kept) until every window at ``positions_m`` fits."""
+        pos = np.abs(np.asarray(positions_m, dtype=np.float64).reshape(-1, 2)) / self.pixel_m
+        h, w = self.height, self.width
+        if len(pos):
+            while h < 2 * pos[:, 0].max() + window[0] - 1e-6:
+                h += 2
+            while w < 2 * pos[:, 1].max() + window[1] - 1e-6:
+                w += 2
+        return dataclasses.replace(self, height=h, width=w)
 
     def positions_m(self, top_left: np.ndarray, window: tuple[int, int]) -> np.ndarray:
         """Inverse of :meth:`top_left`: window centres in metres for integer top-left corners."""

@@ -17,7 +17,6 @@ in radians and the parabola adapts to the photon count. "adam" takes Adam steps 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from typing import Literal
 
@@ -78,19 +77,6 @@ def coarse_voxel(volume_shape, voxel_size_m, n_slabs: int) -> tuple[float, float
     return (Z * dz / n_slabs, 2 * dy, 2 * dx)
 
 
-def _covering(grid: BeamGrid, positions_m: np.ndarray, window: tuple[int, int]) -> BeamGrid:
-    """Grow the slice grid (by 2 px steps, keeping parities) until every window fits."""
-    pos = np.asarray(positions_m).reshape(-1, 2) / grid.pixel_m
-    need_h = int(math.ceil(2 * np.abs(pos[:, 0]).max() + window[0])) if len(pos) else 0
-    need_w = int(math.ceil(2 * np.abs(pos[:, 1]).max() + window[1])) if len(pos) else 0
-    h, w = grid.height, grid.width
-    while h < need_h:
-        h += 2
-    while w < need_w:
-        w += 2
-    return dataclasses.replace(grid, height=h, width=w)
-
-
 def build_problem(scan: ScanData, settings: ApproximantSettings, device) -> CoarseProblem:
     """Reduce the scan to the coarse grid: central half of the patterns, probe, positions."""
     h, w = scan.intensities.shape[-2:]
@@ -100,7 +86,7 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device) -> Coar
     shape = coarse_shape(scan.volume_shape, settings.n_slabs)
     grid = beam_grid(shape, coarse_voxel(scan.volume_shape, scan.voxel_size_m, settings.n_slabs), window,
                      settings.n_slabs, beam_step_m=2 * scan.voxel_size_m[2])
-    grid = _covering(grid, scan.positions_m, window)
+    grid = grid.covering(scan.positions_m, window)
     top_left = grid.top_left(scan.positions_m, window)
     real, cplx = _DTYPES[settings.precision]
     data = torch.as_tensor(np.ascontiguousarray(crop_patterns_center(scan.intensities))).to(device, real)
