@@ -18,6 +18,7 @@ COMMANDS = {
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",
+    "evaluate": "evaluate",
 }
 
 
