@@ -19,6 +19,8 @@ COMMANDS = {
     "golden": "golden",
     "baseline": "baseline",
     "evaluate": "evaluate",
+    "pipeline": "pipeline",
+    "demo": "demo",
 }
 
 

@@ -1,0 +1,41 @@
+"""``rapidtomo pipeline``: every stage in one run directory, resuming where it stopped."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "run every stage (simulate or your scans → golden → baselines → approximant → train → predict → " \
+       "evaluate → report) in RUN_DIR, skipping unchanged stages"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="run directory (created; holds every input, output and log)")
+    p.add_argument("--config", type=Path, help="TOML/YAML with [pipeline], [simulate], [golden], [baseline], "
+                   "[approximant], [train], [predict] sections; see rapidtomo/presets/demo.toml")
+    p.add_argument("--seed", type=int, help="seed of the simulated sample and of training")
+    p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
+
+
+def finish(run_dir: Path, rows) -> None:
+    """Print the metrics table, the stage table and the report's path."""
+    from ..metrics.evaluate import metrics_table
+    from ..pipeline import stage_table
+    metrics = run_dir / "metrics.json"
+    if metrics.exists():
+        m = json.loads(metrics.read_text())
+        print("\nmetrics on the held-out part (x fraction {}):".format(m.get("region_x_fraction")))
+        print(metrics_table({k: v for k, v in m.items() if k.startswith("vs_")}))
+    table = stage_table(rows)
+    (run_dir / "stages.txt").write_text(table + "\n")
+    print("\n" + table)
+    report = run_dir / "report" / "index.html"
+    if report.exists():
+        print(f"\nreport: {report.resolve()}")
+
+
+def run(args) -> int:
+    from ..pipeline import run_pipeline
+    rows = run_pipeline(args.run_dir, args.config, seed=args.seed, force=args.force)
+    finish(args.run_dir, rows)
+    return 0
