@@ -1,0 +1,99 @@
+"""Model files: weights plus everything needed to rebuild and apply the network.
+
+A model file is a ``torch.save`` of a dict of tensors, strings and numbers only, so it loads with
+``torch.load(weights_only=True)`` (no pickled code). Layout (docs/formats.md, "Model files"):
+
+``format`` = ``"rapidtomo-model"``, ``format_version`` (1), ``architecture`` (``"RapidUNet3D"``),
+``network`` (JSON of :class:`NetworkSettings`), ``normalisation`` (dict of floats:
+``input_mean``, ``input_std`` of the training approximant; ``output_scale``, ``output_offset``
+mapping the network's output to phase in radians), ``patch`` (approximant window in y and x),
+``training`` (JSON: settings, sources, summary), ``state_dict`` (name → tensor).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import torch
+
+from ..errors import UserError
+from ..io.atomic import atomic_path
+from .unet import NetworkSettings, RapidUNet3D
+
+FORMAT = "rapidtomo-model"
+FORMAT_VERSION = 1
+ARCHITECTURE = "RapidUNet3D"
+NORM_KEYS = ("input_mean", "input_std", "output_scale", "output_offset")
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference (eval mode) with its settings and normalisation."""
+
+    network: RapidUNet3D
+    settings: NetworkSettings
+    normalisation: dict[str, float]
+    patch: int
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def save_model(path: str | Path, network: RapidUNet3D, normalisation: dict[str, float], patch: int,
+               training: dict[str, Any] | None = None) -> Path:
+    """Write ``network``'s weights (on CPU) with its settings and normalisation, atomically."""
+    missing = [k for k in NORM_KEYS if k not in normalisation]
+    if missing:
+        raise ValueError(f"normalisation lacks {missing}")
+    obj = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": ARCHITECTURE,
+           "network": network.settings.model_dump_json(),
+           "normalisation": {k: float(normalisation[k]) for k in NORM_KEYS}, "patch": int(patch),
+           "training": json.dumps(training or {}, default=str),
+           "state_dict": {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return path
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Read a model file (``weights_only=True``); a corrupt file or another architecture is a
+    one-line :class:`UserError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: model file not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds for truncated/foreign files
+        raise UserError(f"{path}: not a readable rapidtomo model file ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:120] if str(e) else 'corrupt'})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise UserError(f"{path}: not a rapidtomo model file (no format={FORMAT!r} entry)")
+    if obj.get("format_version") != FORMAT_VERSION:
+        raise UserError(f"{path}: model format_version {obj.get('format_version')!r} is not supported "
+                        f"(this rapidtomo reads {FORMAT_VERSION})")
+    if obj.get("architecture") != ARCHITECTURE:
+        raise UserError(f"{path}: architecture {obj.get('architecture')!r} is not {ARCHITECTURE!r}")
+    for key in ("network", "normalisation", "patch", "state_dict"):
+        if key not in obj:
+            raise UserError(f"{path}: model file lacks {key!r}")
+    try:
+        settings = NetworkSettings.model_validate_json(obj["network"])
+    except (pydantic.ValidationError, TypeError) as e:
+        raise UserError(f"{path}: invalid network settings: {str(e).splitlines()[0]}") from None
+    norm = obj["normalisation"]
+    if not isinstance(norm, dict) or any(k not in norm for k in NORM_KEYS):
+        raise UserError(f"{path}: normalisation must hold {list(NORM_KEYS)}")
+    net = RapidUNet3D(settings)
+    try:
+        net.load_state_dict(obj["state_dict"], strict=True)
+    except (RuntimeError, AttributeError, TypeError) as e:
+        raise UserError(f"{path}: weights do not match the {settings.variant} network it declares "
+                        f"(another architecture?): {str(e).splitlines()[0][:160]}") from None
+    try:
+        training = json.loads(obj.get("training", "{}"))
+    except (json.JSONDecodeError, TypeError):
+        training = {}
+    net.to(device).eval()
+    return LoadedModel(net, settings, {k: float(norm[k]) for k in NORM_KEYS}, int(obj["patch"]), training)
