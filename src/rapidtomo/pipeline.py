@@ -195,9 +195,10 @@ def _train(ctx: Context) -> dict:
     from .io import read_volume
     from .train import TrainSettings, train
     settings = TrainSettings(**{"seed": ctx.pipeline.seed, **ctx.section("train")})
-    history = train(read_volume(ctx.path("approximant.h5")), read_volume(golden_path(ctx)), settings,
-                    ctx.path("model.pt"))
-    return {"history": history}
+    result = train(read_volume(ctx.path("approximant.h5")), read_volume(golden_path(ctx)), settings,
+                   ctx.path("model.pt"))
+    return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
+            "n_train": result.get("n_train"), "n_val": result.get("n_val")}
 
 
 def _predict(ctx: Context) -> dict:
@@ -220,7 +221,7 @@ def _evaluate(ctx: Context) -> dict:
     from .io.atomic import atomic_path
     from .metrics.evaluate import evaluate, metrics_table
     vols = {name: read_volume(ctx.path(f)) for name, f in VOLUMES.items() if ctx.path(f).exists()}
-    region = heldout_fraction(ctx)
+    region = heldout_fraction(ctx, vols["approximant"].shape)
     result = {"vs_golden": evaluate(read_volume(golden_path(ctx)), vols, region)}
     user_truth = ctx.pipeline.phantom and ctx.pipeline.scan_reduced  # the truth of the user's own scans
     truth = Path(ctx.pipeline.phantom) if user_truth else ctx.path("phantom.h5")
@@ -237,11 +238,11 @@ def _report(ctx: Context) -> dict:
     return {"report": str(build_report(ctx.run_dir))}
 
 
-def heldout_fraction(ctx: Context) -> tuple[float, float]:
+def heldout_fraction(ctx: Context, approximant_shape: tuple[int, int, int]) -> tuple[float, float]:
     """The held-out x range (fractions of the width) that training never sees."""
-    from .train import TrainSettings
-    s = TrainSettings(**ctx.section("train"))
-    return (s.train_fraction, 1.0)
+    from .train import TrainSettings, heldout_region
+    approx_x, _ = heldout_region(approximant_shape, TrainSettings(**ctx.section("train")))
+    return (approx_x.start / approximant_shape[-1], 1.0)
 
 
 def build_stages(ctx: Context) -> list[Stage]:
@@ -269,7 +270,7 @@ def build_stages(ctx: Context) -> list[Stage]:
                         _train, [p.golden] if p.golden else []))
     stages.append(Stage("predict", ["model.pt", "approximant.h5"], ["prediction.h5"], sec("predict"), _predict))
     stages.append(Stage("evaluate", ["prediction.h5", "approximant.h5"] + golden_in + [f"{m}.h5" for m in p.baselines],
-                        ["metrics.json"], {"region": list(heldout_fraction(ctx))}, _evaluate))
+                        ["metrics.json"], {}, _evaluate))
     stages.append(Stage("report", ["metrics.json"], ["report/index.html"], {}, _report))
     return stages
 

@@ -1,0 +1,31 @@
+"""``rapidtomo ablation RUN_DIR``: variants A–G of the network trained alike (the paper's Fig. 4)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+HELP = "train the architecture variants A–G on a finished run and compare them (the paper's Fig. 4)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", type=Path, help="a run directory from `rapidtomo pipeline` or `demo`")
+    p.add_argument("--variants", default="A,B,C,D,E,F,G", help="comma-separated variants")
+    p.add_argument("--epochs", type=int, help="epochs per variant (default: the run's training settings)")
+
+
+def run(args) -> int:
+    from ..experiments.ablation import VARIANTS, ablation, write_ablation
+    variants = [v.strip().upper() for v in args.variants.split(",") if v.strip()]
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise UserError(f"--variants: unknown {','.join(bad)} (choose from {','.join(VARIANTS)})")
+    records = ablation(args.run_dir, variants, args.epochs)
+    paths = write_ablation(args.run_dir, records)
+    print(f"{'variant':<8}{'params':>10}{'PCC':>7}{'MS-SSIM':>9}{'BER':>7}{'DICE':>7}{'train s':>9}")
+    for r in records:
+        print(f"{r['variant']:<8}{r['parameters']:>10}{r['pcc']:>7.3f}{r['ms_ssim']:>9.3f}{r['ber']:>7.3f}"
+              f"{r['dice']:>7.3f}{r['train_seconds']:>9.1f}")
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,65 @@
+"""The architecture ablation (the paper's Fig. 4): variants A–G trained the same way on one run."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..io import read_volume
+from ..io.atomic import atomic_path
+from .sweeps import METRICS, _run_settings
+
+VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
+
+
+def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None) -> list[dict]:
+    """Train each variant with the run's training settings, predict, evaluate on the held-out part.
+
+    Records ``{variant, parameters, pcc, ms_ssim, ber, dice, train_seconds}``; models go to
+    ``RUN_DIR/ablation/model_<V>.pt``.
+    """
+    from ..infer import predict
+    from ..metrics.evaluate import evaluate
+    from ..train import TrainSettings, heldout_region, train
+    run_dir = Path(run_dir)
+    cfg = _run_settings(run_dir)
+    appx = read_volume(run_dir / "approximant.h5")
+    golden = read_volume(run_dir / "golden.h5")
+    records = []
+    for v in variants:
+        overrides = {"seed": cfg["pipeline"]["seed"], **cfg.get("train", {}), "variant": v}
+        if epochs:
+            overrides["epochs"] = epochs
+        settings = TrainSettings(**overrides)
+        model = run_dir / "ablation" / f"model_{v}.pt"
+        t0 = time.perf_counter()
+        result = train(appx, golden, settings, model)
+        seconds = time.perf_counter() - t0
+        region_x, _ = heldout_region(appx.shape, settings)
+        m = evaluate(golden, {"rapid": predict(model, appx)}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
+        records.append({"variant": v, "parameters": sum(p.numel() for p in result["network"].parameters()),
+                        **{k: float(m[k]) for k in METRICS}, "train_seconds": seconds})
+    return records
+
+
+def write_ablation(run_dir: str | Path, records: list[dict]) -> dict[str, Path]:
+    """``ablation.json`` and ``ablation.png`` (a bar per variant and metric) in ``run_dir``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    run_dir = Path(run_dir)
+    paths = {"json": run_dir / "ablation.json", "png": run_dir / "ablation.png"}
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(records, indent=2))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    names = [r["variant"] for r in records]
+    for ax, metric in zip(axes, METRICS):
+        ax.bar(names, [r[metric] for r in records], color="tab:blue")
+        ax.set_title(metric.upper().replace("_", "-"))
+        lo = min(r[metric] for r in records)
+        ax.set_ylim(max(0.0, lo - 0.1 * abs(lo)), None)
+    fig.tight_layout()
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return paths

@@ -1,0 +1,107 @@
+"""Quality against the number of angles and the angular range (the paper's Fig. 2).
+
+For each value, a new reduced scan of the run's sample is simulated (same phantom, probe, scan
+and noise level), its approximant computed and passed through the run's trained network (or a
+network retrained for that value with ``retrain=True``); FBP and SART baselines optionally. Each
+result is evaluated against the run's golden standard on the held-out part.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import read_volume
+from ..io.atomic import atomic_path
+from ..progress import progress
+
+METRICS = ("pcc", "ms_ssim", "ber", "dice")
+
+
+def _run_settings(run_dir: Path) -> dict:
+    path = run_dir / "pipeline_settings.json"
+    if not path.exists():
+        raise UserError(f"{path}: not found — run `rapidtomo pipeline {run_dir}` (or demo) first")
+    return json.loads(path.read_text())
+
+
+def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool = False,
+          retrain: bool = False) -> list[dict]:
+    """Records ``{value, method, pcc, ms_ssim, ber, dice, seconds}`` for ``kind`` ∈ {angles, range}."""
+    from ..infer import predict
+    from ..metrics.evaluate import evaluate
+    from ..recon.approximant import ApproximantSettings, approximant
+    from ..recon.two_step import TwoStepSettings, two_step
+    from ..simulate import SimulateSettings, make_probe, make_scan
+    from ..physics.geometry import angle_set_deg
+    from ..train import TrainSettings, heldout_region, train
+    run_dir = Path(run_dir)
+    if kind not in ("angles", "range"):
+        raise UserError(f"sweep kind must be 'angles' or 'range', got {kind!r}")
+    cfg = _run_settings(run_dir)
+    sim = SimulateSettings(**{"seed": cfg["pipeline"]["seed"], **cfg.get("simulate", {})})
+    phantom = read_volume(run_dir / "phantom.h5")
+    golden = read_volume(run_dir / "golden.h5")
+    probe = make_probe(sim, phantom.voxel_size_m[2])
+    tsettings = TrainSettings(**{"seed": cfg["pipeline"]["seed"], **cfg.get("train", {})})
+    records = []
+    for value in progress(values, desc=f"sweep {kind}", total=len(values), unit="point"):
+        n, theta = (int(value), sim.theta_max_deg) if kind == "angles" else (sim.n_reduced, float(value))
+        rng = np.random.default_rng(sim.seed + 1000 + n)
+        scan = make_scan(phantom, angle_set_deg(n, theta), sim, probe, rng, f"scan {kind}={value:g}")
+        t0 = time.perf_counter()
+        appx = approximant(scan, ApproximantSettings(**cfg.get("approximant", {})))
+        t_appx = time.perf_counter() - t0
+        region_x, _ = heldout_region(appx.shape, tsettings)
+        region = (region_x.start / appx.shape[-1], 1.0)
+        model = run_dir / "model.pt"
+        if retrain:
+            model = run_dir / "sweeps" / f"model_{kind}_{value:g}.pt"
+            train(appx, golden, tsettings, model)
+        t0 = time.perf_counter()
+        vols = {"rapid": predict(model, appx), "approximant": appx}
+        seconds = {"rapid": t_appx + time.perf_counter() - t0, "approximant": t_appx}
+        if baselines:
+            for m in ("fbp", "sart"):
+                t0 = time.perf_counter()
+                vols[m] = two_step(scan, TwoStepSettings(**{**cfg.get("golden", {}), **cfg.get("baseline", {}),
+                                                            "method": m}))
+                seconds[m] = time.perf_counter() - t0
+        for name, m in evaluate(golden, vols, region).items():
+            records.append({"value": value, "method": name, **{k: float(m[k]) for k in METRICS},
+                            "seconds": seconds[name]})
+    return records
+
+
+def write_sweep(run_dir: str | Path, kind: str, records: list[dict]) -> dict[str, Path]:
+    """``sweep_<kind>.json``, ``.csv`` and ``.png`` (four metric panels) in ``run_dir``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    run_dir = Path(run_dir)
+    paths = {ext: run_dir / f"sweep_{kind}.{ext}" for ext in ("json", "csv", "png")}
+    with atomic_path(paths["json"]) as tmp:
+        tmp.write_text(json.dumps({"kind": kind, "records": records}, indent=2))
+    with atomic_path(paths["csv"]) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(records[0]))
+            w.writeheader()
+            w.writerows(records)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    for ax, metric in zip(axes, METRICS):
+        for method in dict.fromkeys(r["method"] for r in records):
+            rs = [r for r in records if r["method"] == method]
+            ax.plot([r["value"] for r in rs], [r[metric] for r in rs], "o-", label=method)
+        ax.set_xlabel("number of angles" if kind == "angles" else "θmax (degrees)")
+        ax.set_title(metric.upper().replace("_", "-"))
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    with atomic_path(paths["png"]) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return paths
