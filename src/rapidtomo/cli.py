@@ -18,9 +18,13 @@ COMMANDS = {
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",
+    "train": "train",
+    "predict": "predict",
     "evaluate": "evaluate",
     "pipeline": "pipeline",
     "demo": "demo",
+    "sweep": "sweep",
+    "ablation": "ablation",
 }
 
 
