@@ -65,9 +65,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
         raise UserError(f"{path}: model file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds for truncated/foreign files
-        raise UserError(f"{path}: not a readable rapidtomo model file ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:120] if str(e) else 'corrupt'})") from None
+    except Exception as e:  # torch raises many kinds for truncated/foreign/pickled-code files
+        raise UserError(f"{path}: not a readable rapidtomo model file (corrupt, truncated or not saved by "
+                        f"rapidtomo: {type(e).__name__})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError(f"{path}: not a rapidtomo model file (no format={FORMAT!r} entry)")
     if obj.get("format_version") != FORMAT_VERSION:

@@ -299,7 +299,7 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
         if rank == 0:
             with timer("save"):
                 summary = {"settings": settings.to_dict(), "sources": list(names), "n_train": int(len(train_idx)),
-                           "n_val": int(len(val_idx)), "x_split": data.x_split, "epochs": len(history),
+                           "n_val": int(len(val_idx)), "x_split": data.x_split, "target_z": int(target.shape[0]), "epochs": len(history),
                            "final": history[-1] if history else None, "world_size": world}
                 save_model(out_path, net, norm, patch, summary)
                 if history:
