@@ -1,0 +1,91 @@
+"""The pipeline's stage keys and skipping (fast), and the whole method end to end (slow)."""
+import json
+from pathlib import Path
+
+import pytest
+
+from rapidtomo.pipeline import Context, PipelineSettings, Stage, run_stages, stage_table
+
+
+def counting_stage(name, inputs, outputs, settings, calls):
+    def run(ctx):
+        calls.append(name)
+        for o in outputs:
+            ctx.path(o).write_text(name)
+    return Stage(name, inputs, outputs, settings, run)
+
+
+def test_stages_skip_when_unchanged_and_rerun_downstream(tmp_path):
+    calls = []
+    ctx = Context(tmp_path, {}, PipelineSettings())
+
+    def stages(a_setting):
+        return [counting_stage("a", [], ["a.txt"], {"k": a_setting}, calls),
+                counting_stage("b", ["a.txt"], ["b.txt"], {}, calls),
+                counting_stage("c", [], ["c.txt"], {}, calls)]
+
+    run_stages(ctx, stages(1), log=lambda *_: None)
+    assert calls == ["a", "b", "c"]
+    rows = run_stages(ctx, stages(1), log=lambda *_: None)
+    assert calls == ["a", "b", "c"] and all(r["status"] == "skipped" for r in rows)
+    run_stages(ctx, stages(2), log=lambda *_: None)  # a's settings changed: a and b rerun, c not
+    assert calls[3:] == ["a", "b"]
+    (tmp_path / "c.txt").unlink()  # a missing output reruns its stage
+    run_stages(ctx, stages(2), log=lambda *_: None)
+    assert calls[5:] == ["c"]
+    assert "total" in stage_table(rows)
+
+
+def test_a_failing_stage_keeps_earlier_state(tmp_path):
+    calls = []
+    ctx = Context(tmp_path, {}, PipelineSettings())
+
+    def boom(ctx):
+        raise RuntimeError("crash")
+    with pytest.raises(RuntimeError):
+        run_stages(ctx, [counting_stage("a", [], ["a.txt"], {}, calls), Stage("b", ["a.txt"], ["b.txt"], {}, boom)],
+                   log=lambda *_: None)
+    run_stages(ctx, [counting_stage("a", [], ["a.txt"], {}, calls), counting_stage("b", ["a.txt"], ["b.txt"], {}, calls)],
+               log=lambda *_: None)
+    assert calls == ["a", "b"]  # a resumed from the state, b ran
+
+
+TINY = """
+[pipeline]
+seed = 1
+[simulate]
+shape = [8, 32, 64]
+n_nominal = 12
+theta_max_nominal_deg = 180
+n_reduced = 5
+photons = 1e5
+[golden]
+epochs = 3
+sweeps = 3
+[baseline]
+epochs = 3
+sweeps = 3
+[train]
+epochs = 2
+patch = 8
+"""
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
+    from rapidtomo.cli import main
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    run = tmp_path / "run"
+    assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
+    for name in ("phantom.h5", "scan_nominal.h5", "scan_reduced.h5", "golden.h5", "fbp.h5", "sart.h5",
+                 "approximant.h5", "model.pt", "prediction.h5", "metrics.json", "report/index.html", "timings.json"):
+        assert (run / name).exists(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    for ref in ("vs_golden", "vs_truth"):
+        assert set(metrics[ref]) == {"rapid", "approximant", "fbp", "sart"}
+        assert set(metrics[ref]["rapid"]) >= {"pcc", "ms_ssim", "ber", "dice"}
+    capsys.readouterr()
+    assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "running" not in out and out.count("unchanged, skipped") == 10
