@@ -269,6 +269,9 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
                 if distributed:
                     dist.all_reduce(stats)  # gloo/nccl: sums over processes
                 samples += int(stats[1])
+                if distributed:  # batch-norm running statistics are per process: take rank 0's
+                    for buf in net.buffers():
+                        dist.broadcast(buf, 0)
                 val_loss = (_evaluate(net, data, val_idx, settings.batch_size, device, amp_ctx)[0]
                             if rank == 0 else float("nan"))
                 record = {"epoch": epoch + 1, "step": step, "lr": poly_lr(step, total_steps, settings.lr_start,
