@@ -21,6 +21,8 @@ COMMANDS = {
     "train": "train",
     "predict": "predict",
     "evaluate": "evaluate",
+    "report": "report",
+    "export-tiff": "export_tiff",
     "pipeline": "pipeline",
     "demo": "demo",
     "sweep": "sweep",

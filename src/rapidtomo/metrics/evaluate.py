@@ -1,57 +1,143 @@
 """Comparing volumes with a reference: resampling onto its grid, a region, all four metrics."""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.ndimage import map_coordinates
 
 from ..io import Volume
 from .segmentation import fit_two_gaussians, segmentation_scores
 from .similarity import ms_ssim, pcc
 
+AXES = "zyx"
+METRICS = ("pcc", "ms_ssim", "ber", "dice")
 
-def resample_to(volume: Volume, reference: Volume) -> np.ndarray:
-    """``volume`` trilinearly resampled at the voxel centres of ``reference`` (same physical centre).
 
-    Grids are centred (axis at index (n−1)/2); values are phase per voxel, so they are scaled by
-    the ratio of the voxel lengths along z (the beam direction at θ = 0).
+@dataclass(frozen=True)
+class Region:
+    """Index ranges of the reference grid, per axis: ``{"x": (start, stop)}``.
+
+    Each range is either fractions of the axis length (floats in [0, 1]) or voxel indices of the
+    reference (ints, stop exclusive); axes not named are whole.
     """
-    if volume.shape == reference.shape and np.allclose(volume.voxel_size_m, reference.voxel_size_m):
-        return np.asarray(volume.data, dtype=np.float32)
-    coords = []
-    for n_ref, d_ref, n_src, d_src in zip(reference.shape, reference.voxel_size_m, volume.shape, volume.voxel_size_m):
-        coords.append((np.arange(n_ref) - (n_ref - 1) / 2) * d_ref / d_src + (n_src - 1) / 2)
-    grid = np.meshgrid(*coords, indexing="ij")
-    out = map_coordinates(np.asarray(volume.data, np.float64), grid, order=1, mode="nearest")
-    return (out * reference.voxel_size_m[0] / volume.voxel_size_m[0]).astype(np.float32)
+
+    ranges: dict[str, tuple[float, float]]
+
+    @classmethod
+    def parse(cls, text: str) -> "Region":
+        """``"x=0.6:1.0"`` (fractions: a number has a decimal point) or ``"x=150:256"`` (indices),
+        several axes separated by commas (``"x=0.6:1.0,z=4:28"``). ValueError if malformed."""
+        ranges: dict[str, tuple[float, float]] = {}
+        for part in text.split(","):
+            m = re.fullmatch(r"\s*([zyx])\s*=\s*([0-9.eE+-]+)\s*:\s*([0-9.eE+-]+)\s*", part)
+            if not m or m.group(1) in ranges:
+                raise ValueError(f"region {text!r}: expected AXIS=START:STOP[,...] with AXIS in z, y, x")
+            lo_s, hi_s = m.group(2), m.group(3)
+            is_index = all(re.fullmatch(r"[0-9]+", s) for s in (lo_s, hi_s))
+            lo, hi = (int(lo_s), int(hi_s)) if is_index else (float(lo_s), float(hi_s))
+            if not lo < hi or lo < 0 or (not is_index and hi > 1):
+                raise ValueError(f"region {text!r}: {m.group(1)} range must have 0 <= START < STOP"
+                                 + ("" if is_index else " <= 1 (fractions)"))
+            ranges[m.group(1)] = (lo, hi)
+        return cls(ranges)
+
+    @classmethod
+    def from_x_fraction(cls, fraction: tuple[float, float]) -> "Region":
+        """The x range ``[f0, f1)`` as fractions of the width."""
+        return cls({"x": (float(fraction[0]), float(fraction[1]))})
+
+    def slices(self, shape: tuple[int, int, int]) -> tuple[slice, slice, slice]:
+        """Index slices of a grid of ``shape`` (z, y, x); ValueError if a range is empty there."""
+        out = []
+        for axis, n in zip(AXES, shape):
+            if axis not in self.ranges:
+                out.append(slice(0, n))
+                continue
+            lo, hi = self.ranges[axis]
+            if isinstance(lo, float):
+                lo, hi = int(round(lo * n)), int(round(hi * n))
+            lo, hi = min(lo, n), min(hi, n)
+            if hi <= lo:
+                raise ValueError(f"region {self.text()} is empty on an axis of {n} voxels")
+            out.append(slice(lo, hi))
+        return tuple(out)  # type: ignore[return-value]
+
+    def text(self) -> str:
+        return ",".join(f"{a}={lo}:{hi}" for a, (lo, hi) in self.ranges.items())
 
 
-def x_region(shape, fraction: tuple[float, float] | None) -> tuple[slice, slice, slice]:
-    """Index slices for the x range ``[f0, f1)`` (fractions of the width); None → everything."""
-    if fraction is None:
-        return (slice(None),) * 3
-    X = shape[2]
-    return (slice(None), slice(None), slice(int(round(fraction[0] * X)), int(round(fraction[1] * X))))
+def _as_region(region) -> Region | None:
+    if region is None or isinstance(region, Region):
+        return region
+    if isinstance(region, str):
+        return Region.parse(region)
+    return Region.from_x_fraction(tuple(region))
 
 
-def evaluate(reference: Volume, volumes: dict[str, Volume], region: tuple[float, float] | None = None
-             ) -> dict[str, dict[str, float]]:
-    """``{name: {"pcc", "ms_ssim", "ber", "dice"}}`` of each volume against ``reference`` in ``region``."""
-    sl = x_region(reference.shape, region)
+def source_coordinates(n_ref: int, d_ref: float, n_src: int, d_src: float) -> np.ndarray:
+    """Continuous source indices of the ``n_ref`` reference voxel centres along one axis.
+
+    Both grids are centred on the same point (index (n − 1)/2) and cover the same extent.
+    """
+    return (np.arange(n_ref) - (n_ref - 1) / 2) * (d_ref / d_src) + (n_src - 1) / 2
+
+
+def _interp_axis(data: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
+    """Linear interpolation of ``data`` at continuous indices ``coords`` along ``axis`` (edges clamped)."""
+    n = data.shape[axis]
+    c = np.clip(coords, 0, n - 1)
+    i0 = np.minimum(np.floor(c).astype(np.int64), max(n - 2, 0))
+    i1 = np.minimum(i0 + 1, n - 1)
+    w = (c - i0).reshape([-1 if a == axis else 1 for a in range(data.ndim)])
+    return np.take(data, i0, axis=axis) * (1 - w) + np.take(data, i1, axis=axis) * w
+
+
+def resample_to(volume: Volume, reference: Volume, region=None) -> np.ndarray:
+    """``volume`` trilinearly resampled at the voxel centres of ``reference`` (or of its ``region``).
+
+    Grids share centre and extent; the voxel sizes (dz, dy, dx) set the mapping. Values are
+    phase per voxel, so they are scaled by dz_ref / dz_volume (voxel length along the beam).
+    Returns float64 of the reference's (region's) shape.
+    """
+    sl = _as_region(region).slices(reference.shape) if region is not None else (slice(None),) * 3
+    data = np.asarray(volume.data, dtype=np.float64)
+    if volume.shape == reference.shape and np.allclose(volume.voxel_size_m, reference.voxel_size_m, rtol=1e-6):
+        return data[sl]
+    for axis, (n_ref, d_ref, n_src, d_src) in enumerate(zip(reference.shape, reference.voxel_size_m,
+                                                            volume.shape, volume.voxel_size_m)):
+        if n_src == n_ref and np.isclose(d_src, d_ref, rtol=1e-6):
+            data = data[(slice(None),) * axis + (sl[axis],)]
+        else:
+            data = _interp_axis(data, source_coordinates(n_ref, d_ref, n_src, d_src)[sl[axis]], axis)
+    return data * (reference.voxel_size_m[0] / volume.voxel_size_m[0])
+
+
+def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict[str, dict[str, float]]:
+    """``{name: {"pcc", "ms_ssim", "ber", "dice"}}`` of each volume against ``reference``.
+
+    Each volume is resampled onto the reference grid (:func:`resample_to`); ``region`` (a
+    :class:`Region`, its text, or an x fraction pair) restricts every volume to that part.
+    """
+    region = _as_region(region)
+    sl = region.slices(reference.shape) if region else (slice(None),) * 3
     ref = np.asarray(reference.data, np.float64)[sl]
     ref_fit = fit_two_gaussians(ref)
     out = {}
     for name, vol in volumes.items():
-        v = resample_to(vol, reference)[sl].astype(np.float64)
+        v = resample_to(vol, reference, region)
         seg = segmentation_scores(v, ref, reference_fit=ref_fit)
         out[name] = {"pcc": pcc(v, ref), "ms_ssim": ms_ssim(v, ref), "ber": seg["ber"], "dice": seg["dice"]}
     return out
 
 
 def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Plain-text table: one block per reference, one row per volume, columns PCC MS-SSIM BER DICE."""
+    """Plain-text table: one block per reference (``vs_golden`` …), one row per volume."""
     lines = []
     for ref_name, rows in results.items():
         lines.append(f"{ref_name:<14}{'PCC':>8}{'MS-SSIM':>9}{'BER':>8}{'DICE':>8}")
         for name, m in rows.items():
-            lines.append(f"  {name:<12}{m['pcc']:>8.3f}{m['ms_ssim']:>9.3f}{m['ber']:>8.3f}{m['dice']:>8.3f}")
+            cells = "".join(f"{m[k]:>{w}.3f}" if isinstance(m.get(k), (int, float)) else f"{'-':>{w}}"
+                            for k, w in zip(METRICS, (8, 9, 8, 8)))
+            lines.append(f"  {name:<12}{cells}")
     return "\n".join(lines)
