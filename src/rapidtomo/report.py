@@ -97,31 +97,38 @@ def plot_metric_bars(rows: dict[str, dict[str, float]], out_png, metrics=METRICS
 
 def plot_panels(images: dict[str, np.ndarray], extent_um: tuple[float, float, float, float], out_png,
                 vmin: float, vmax: float, xlabel: str, ylabel: str, title: str, marker_x: float | None = None) -> Path:
-    """Images side by side (stacked if wide) with one colour scale and one colour bar.
+    """Images in a grid (columns chosen for a ~2:1 figure) with one colour scale and one colour bar.
 
     ``extent_um`` = (left, right, bottom, top) in µm, as for ``imshow``; ``marker_x`` draws a
     dashed vertical line (the start of the held-out part).
     """
     plt = _plt()
     n = len(images)
-    h, w = next(iter(images.values())).shape
-    width_um, height_um = abs(extent_um[1] - extent_um[0]), abs(extent_um[3] - extent_um[2])
-    wide = width_um > 1.6 * height_um
-    rows, cols = (n, 1) if wide else (1, n)
-    panel_w = 9.0 if wide else 3.0
-    panel_h = max(0.8, panel_w * height_um / width_um) + 0.5
-    fig, axes = plt.subplots(rows, cols, figsize=(panel_w * cols + 1.2, panel_h * rows + 0.6), squeeze=False)
-    for ax, (name, img) in zip(axes.ravel(), images.items()):
+    aspect = abs(extent_um[3] - extent_um[2]) / abs(extent_um[1] - extent_um[0])  # panel height / width
+    cols = min(range(1, n + 1), key=lambda c: abs(c / (-(-n // c) * aspect) - 2.0))
+    rows = -(-n // cols)
+    panel_w = min(4.5, 13.0 / cols)
+    width, height = panel_w * cols + 1.6, (panel_w * aspect + 0.45) * rows + 0.9
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, sharex=True, sharey=True)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 1.1 / width, bottom=0.55 / height, top=1 - 0.5 / height,
+                        wspace=0.08, hspace=0.45 / (panel_w * aspect + 0.45) + 0.05)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    for i, (ax, (name, img)) in enumerate(zip(axes.ravel(), images.items())):
         im = ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax, extent=extent_um, origin="upper",
                        interpolation="nearest", aspect="equal")
         if marker_x is not None:
             ax.axvline(marker_x, color="tab:orange", ls="--", lw=1)
         ax.set_title(label(name), fontsize=9)
-        ax.set_xlabel(xlabel, fontsize=8)
-        ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
+        if i % cols == 0:
+            ax.set_ylabel(ylabel, fontsize=8)
+        if i + cols >= n:
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
     fig.suptitle(title, fontsize=10)
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.9, label="phase (rad/voxel)")
+    cax = fig.add_axes((1 - 0.95 / width, 0.15, 0.18 / width, 0.7))
+    fig.colorbar(im, cax=cax, label="phase (rad/voxel)")
     return _save(fig, out_png)
 
 
@@ -134,7 +141,10 @@ def plot_psd(psds: dict[str, dict[str, np.ndarray]], freqs: dict[str, np.ndarray
     from .metrics.spectra import PLANES
     plt = _plt()
     names = list(psds)
-    fig, axes = plt.subplots(len(names), 3, figsize=(10, 2.9 * len(names) + 0.4), squeeze=False)
+    height = 2.6 * len(names) + 0.3
+    fig, axes = plt.subplots(len(names), 3, figsize=(10, height), squeeze=False)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / height, top=1 - 0.3 / height, wspace=0.3,
+                        hspace=0.5)
     axis_key = {0: "kz", 1: "ky", 2: "kx"}
     for j, (plane, ((r, c), _)) in enumerate(PLANES.items()):
         top = max(np.log10(psds[n][plane].max() + 1e-300) for n in names)
@@ -142,12 +152,11 @@ def plot_psd(psds: dict[str, dict[str, np.ndarray]], freqs: dict[str, np.ndarray
             ax = axes[i, j]
             fr, fc = freqs[axis_key[r]], freqs[axis_key[c]]
             ax.imshow(np.log10(psds[n][plane] + 1e-300), cmap="magma", vmin=top - decades, vmax=top,
-                      extent=(fc[0], fc[-1], fr[-1], fr[0]), aspect="auto", interpolation="nearest")
+                      extent=(fc[0], fc[-1], fr[0], fr[-1]), origin="lower", aspect="auto", interpolation="nearest")
             ax.set_title(f"{label(n)}: {axis_key[c]}–{axis_key[r]}", fontsize=9)
             ax.set_xlabel(f"{axis_key[c]} (1/µm)", fontsize=8)
             ax.set_ylabel(f"{axis_key[r]} (1/µm)", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.tight_layout()
     return _save(fig, out_png)
 
 
@@ -263,7 +272,7 @@ def _timing_section(run_dir: Path, timings: dict, settings: dict) -> str:
     if "golden" in comp and n_nom and n_red:
         rows = acquisition_time_table(comp, n_nom, n_red)
         header = [""] + [h for m in rows for h in (f"{label(m)} time (s)", "ratio")]
-        body = [[key] + [c for m in rows for c in (f"{rows[m][key + '_s']:.4g}", f"×{rows[m][key + '_ratio']:.3g}")]
+        body = [[key] + [c for m in rows for c in (f"{rows[m][key + '_s']:,.1f}", f"×{rows[m][key + '_ratio']:.3g}")]
                 for key in ("acquisition", "computation", "total")]
         parts.append(f"<p>Table 1 model: acquisition = {rows['golden']['acquisition_s'] / n_nom:.4g} s per angle × "
                      f"angles ({n_nom} nominal for the golden standard, {n_red} reduced for the others) × volume "

@@ -30,13 +30,12 @@ def test_pcc_of_a_constant_is_zero_and_shapes_must_match(rng):
         pcc(np.ones(3), np.ones(4))
 
 
-@pytest.mark.parametrize("shape", [(16, 64, 64), (7, 33, 40), (1, 20, 20), (32, 64, 102), (40, 12, 12)])
+@pytest.mark.parametrize("shape", [(8, 48, 90), (7, 33, 40), (1, 20, 20), (40, 12, 12)])
 def test_ms_ssim_of_itself_is_one_and_drops_with_noise(rng, shape):
     v = smooth_volume(rng, shape)
     assert ms_ssim(v, v) == pytest.approx(1.0, abs=1e-12)
-    s1 = ms_ssim(v + 0.1 * rng.normal(size=shape), v)
-    s2 = ms_ssim(v + 0.5 * rng.normal(size=shape), v)
-    s3 = ms_ssim(v + 2.0 * rng.normal(size=shape), v)
+    noise = rng.normal(size=shape)
+    s1, s2, s3 = (ms_ssim(v + a * noise, v) for a in (0.1, 0.5, 2.0))
     assert 1 > s1 > s2 > s3 >= 0
 
 
