@@ -88,6 +88,12 @@ def test_report_skips_missing_pieces(rng, tmp_path):
     names = {p.name for p in referenced_images(index)}
     assert all(p.is_file() for p in referenced_images(index))
     assert "psd.png" in names and not any(n.startswith(("metrics", "sweep", "training")) for n in names)
+    # a golden standard made elsewhere, named in the pipeline settings; a corrupt metrics file is ignored
+    (run / "golden.h5").rename(tmp_path / "my_golden.h5")
+    (run / "pipeline_settings.json").write_text(json.dumps({"pipeline": {"golden": str(tmp_path / "my_golden.h5")}}))
+    (run / "metrics.json").write_text("[1, 2")
+    page = build_report(run).read_text()
+    assert "golden standard" in page and "golden.h5" not in page.split("Not in this run")[-1]
     empty = tmp_path / "empty"
     empty.mkdir()
     assert referenced_images(build_report(empty)) == []

@@ -266,8 +266,8 @@ def _n_angles(run_dir: Path, which: str, settings: dict) -> int | None:
 
 def _timing_section(run_dir: Path, timings: dict, settings: dict) -> str:
     from .experiments.timing import acquisition_time_table, computation_from_stages
-    parts = [_table(["stage", "seconds"], [[html.escape(k), f"{float(v):.2f}"] for k, v in timings.items()])]
-    comp = computation_from_stages({k: float(v) for k, v in timings.items()})
+    parts = [_table(["stage", "seconds"], [[html.escape(k), f"{v:.2f}"] for k, v in timings.items()])]
+    comp = computation_from_stages(timings)
     n_nom, n_red = _n_angles(run_dir, "nominal", settings), _n_angles(run_dir, "reduced", settings)
     if "golden" in comp and n_nom and n_red:
         rows = acquisition_time_table(comp, n_nom, n_red)
@@ -286,9 +286,12 @@ def build_report(run_dir, out_dir=None) -> Path:
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir else run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _read_json(run_dir / "metrics.json") or {}
-    timings = _read_json(run_dir / "timings.json") or {}
-    settings = _read_json(run_dir / "pipeline_settings.json") or {}
+    metrics = _read_json(run_dir / "metrics.json")
+    metrics = metrics if isinstance(metrics, dict) else {}
+    timings = _read_json(run_dir / "timings.json")
+    timings = {k: float(v) for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}
+    settings = _read_json(run_dir / "pipeline_settings.json")
+    settings = settings if isinstance(settings, dict) else {}
     region_x = metrics.get("region_x_fraction")
     sections = [f"<h1>rapidtomo report</h1><p>Run directory <code>{html.escape(str(run_dir.resolve()))}</code>, "
                 f"rapidtomo {__version__}, {time.strftime('%Y-%m-%d %H:%M')}.</p>"]
@@ -304,7 +307,12 @@ def build_report(run_dir, out_dir=None) -> Path:
         where = f" on the x range {region_x} of the width (held out from training)" if region_x else ""
         sections.append(f"<h2>Metrics</h2><p>PCC, MS-SSIM, BER, DICE{html.escape(where)}.</p>" + "".join(html_blocks))
 
-    volumes = {n: read_volume(run_dir / f) for n, f in VOLUME_FILES.items() if (run_dir / f).exists()}
+    paths = {n: run_dir / f for n, f in VOLUME_FILES.items()}
+    for name, key in (("golden", "golden"), ("truth", "phantom")):  # the user's own files, named in the settings
+        given = (settings.get("pipeline") or {}).get(key)
+        if given and not paths[name].exists() and Path(given).is_file():
+            paths[name] = Path(given)
+    volumes = {n: read_volume(p) for n, p in paths.items() if p.exists()}
     if volumes:
         ref_name = "golden" if "golden" in volumes else next(iter(volumes))
         reference = volumes[ref_name]
@@ -351,7 +359,7 @@ def build_report(run_dir, out_dir=None) -> Path:
         sections.append("<h2>Settings</h2>" + "".join(
             f"<details><summary>{html.escape(p.name)}</summary><pre>{html.escape(p.read_text())}</pre></details>"
             for p in files))
-    missing = [f for f in VOLUME_FILES.values() if not (run_dir / f).exists()]
+    missing = [p.name for p in paths.values() if not p.exists()]
     if missing:
         sections.append(f"<p class=note>Not in this run: {html.escape(', '.join(missing))}.</p>")
 
