@@ -169,7 +169,7 @@ def network_preset(preset: Preset = "small", variant: Variant = "E", *, norm: No
     patch, depth, base = PRESETS[preset]
     if width_multiplier is None:
         width_multiplier = _matched_multiplier(preset, variant, norm) if match_parameters else 1.0
-    z_rates = scale_rates(PAPER_Z_RATES.get(variant, (1, 1)), patch) if variant in PAPER_Z_RATES else [1]
+    z_rates = scale_rates(PAPER_Z_RATES[variant], patch) if variant in PAPER_Z_RATES else [1]
     rates = scale_rates(PAPER_RATES, patch) if variant != "B" else [1]
     return NetworkSettings(variant=variant, widths=_widths(base, depth, width_multiplier), rates=rates,
                            z_rates=z_rates, norm=norm)
