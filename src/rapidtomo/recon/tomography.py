@@ -43,11 +43,12 @@ def _to_nominal_z(iso: np.ndarray, Z: int) -> np.ndarray:
 
 def reconstruct(projections: np.ndarray, angles_deg, volume_shape, voxel_size_m, method: str = "fbp",
                 sweeps: int = 10, filter_type: str = "ram-lak", min_constraint: float | None = None,
-                show_progress: bool = True) -> np.ndarray:
+                seed: int = 0, show_progress: bool = True) -> np.ndarray:
     """FBP or SART of ``projections (n_angles, Y, W)`` → phase per voxel ``(Z, Y, X)`` float32.
 
     ``sweeps``: SART passes over all angles (ASTRA counts one projection per iteration, so it
-    runs ``sweeps · n_angles`` iterations, in random order). ``min_constraint``: SART lower bound
+    runs ``sweeps · n_angles`` iterations, each sweep in a random order drawn from ``seed``).
+    ``min_constraint``: SART lower bound
     on the phase density (e.g. 0 for a sample in air).
     """
     if method not in ("fbp", "sart"):
@@ -73,7 +74,10 @@ def reconstruct(projections: np.ndarray, angles_deg, volume_shape, voxel_size_m,
     if method == "fbp":
         cfg["FilterType"] = filter_type
     else:
-        cfg["option"] = {"ProjectionOrder": "random"}
+        # a fresh seeded permutation of the angles per sweep: random order, repeatable runs
+        rng = np.random.default_rng(seed)
+        order = np.concatenate([rng.permutation(n_ang) for _ in range(sweeps)])
+        cfg["option"] = {"ProjectionOrder": "custom", "ProjectionOrderList": order.astype(np.float64)}
         if min_constraint is not None:
             cfg["option"]["MinConstraint"] = float(min_constraint)
     alg = astra.algorithm.create(cfg)
