@@ -89,3 +89,11 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "] running" not in out and out.count("unchanged, skipped") == 9
+    # the experiments run on the finished run and land in its report
+    assert main(["sweep", "angles", str(run), "--values", "3,5"]) == 0
+    assert main(["ablation", str(run), "--variants", "A,E", "--epochs", "1"]) == 0
+    for name in ("sweep_angles.json", "sweep_angles.csv", "sweep_angles.png", "ablation.json", "ablation.png"):
+        assert (run / name).exists(), name
+    records = json.loads((run / "sweep_angles.json").read_text())["records"]
+    assert {r["value"] for r in records} == {3.0, 5.0} and {r["method"] for r in records} == {"rapid", "approximant"}
+    assert main(["report", str(run)]) == 0
