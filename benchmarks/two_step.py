@@ -7,7 +7,8 @@ and, as references that isolate the tomography (projection-approximation shortcu
 ptychography), the same tomography of ideal phase projections of the phantom. Prints PCC with
 the phantom over the scanned region (every voxel: the scan covers the whole slice grid at every
 angle), seconds per step and pattern-iterations per second of the ptychography.
-Usage: python benchmarks/two_step.py [--nominal 120] [--threads 2] [--n-slices 1] [--epochs 20]
+Usage: python benchmarks/two_step.py [--nominal 120] [--theta-nominal 180] [--threads 2] [--workers 0]
+       [--n-slices 1] [--epochs 20] [--batch-size 32]
 """
 from __future__ import annotations
 
@@ -33,21 +34,26 @@ def pcc(a, b) -> float:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nominal", type=int, default=SimulateSettings().n_nominal)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--theta-nominal", type=float, default=None, help="nominal angular range (deg)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (and default ptychography workers)")
+    ap.add_argument("--workers", type=int, default=0, help="ptychography worker processes (0: --threads)")
     ap.add_argument("--n-slices", type=int, default=TwoStepSettings().n_slices)
     ap.add_argument("--epochs", type=int, default=TwoStepSettings().epochs)
+    ap.add_argument("--batch-size", type=int, default=TwoStepSettings().batch_size)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    sim = SimulateSettings(n_nominal=args.nominal)
+    sim = SimulateSettings(n_nominal=args.nominal, theta_max_nominal_deg=args.theta_nominal)
     t = time.perf_counter()
     phantom, nominal, reduced = simulate(sim)
     t_sim = time.perf_counter() - t
-    st = TwoStepSettings(n_slices=args.n_slices, epochs=args.epochs)
+    st = TwoStepSettings(n_slices=args.n_slices, epochs=args.epochs, batch_size=args.batch_size,
+                         workers=args.workers)
     h, w = nominal.intensities.shape[-2:]
     print(f"default IC {phantom.shape} voxels of {phantom.voxel_size_m[0] * 1e9:.0f} nm; nominal "
-          f"{nominal.n_angles} angles, reduced {reduced.n_angles}, {nominal.intensities.shape[1]} positions of "
-          f"{h}x{w}, {len(nominal.probe)} probe modes, {sim.photons:g} photons/pattern; simulate {t_sim:.0f} s")
-    print(f"ptychography: L={st.n_slices}, {st.epochs} epochs, batch {st.batch_size}, {args.threads} threads")
+          f"{nominal.n_angles} angles over {np.ptp(nominal.angles_deg):.1f} deg, reduced {reduced.n_angles}, "
+          f"{nominal.intensities.shape[1]} positions of {h}x{w}, {len(nominal.probe)} probe modes, {sim.photons:g} photons/pattern; simulate {t_sim:.0f} s")
+    print(f"ptychography: L={st.n_slices}, {st.epochs} epochs, batch {st.batch_size}, "
+          f"{st.workers or args.threads} worker process(es) of 1 thread")
     rows = []
     for name, scan in (("nominal", nominal), ("reduced", reduced)):
         t = time.perf_counter()

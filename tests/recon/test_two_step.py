@@ -48,6 +48,13 @@ def test_cache_resumes_and_is_keyed_by_settings(tmp_path):
     assert not np.all(other[0] == 7.0)
 
 
+def test_worker_processes_give_the_same_projections():
+    _, nom, _ = small_scans(n_nominal=2, photons=1e5)
+    one = phase_projections(nom, TwoStepSettings(epochs=2, workers=1))
+    two = phase_projections(nom, TwoStepSettings(epochs=2, workers=2))
+    np.testing.assert_allclose(two, one, atol=1e-4)
+
+
 def test_two_step_volume_on_nominal_grid():
     ph, nom, _ = small_scans(n_nominal=4, photons=1e5)
     vol = two_step(nom, TwoStepSettings(epochs=5, method="fbp"))

@@ -25,11 +25,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-slices", type=int, help="multislice slices in per-angle ptychography (default 1)")
     p.add_argument("--align", action="store_true", default=None, help="cross-correlation alignment of projections")
     p.add_argument("--device", help="torch device: auto, cpu, cuda")
+    p.add_argument("--workers", type=int, help="CPU processes solving angles in parallel (default: one per core)")
 
 
 def run(args, section: str = SECTION, default_method: str = DEFAULT_METHOD) -> int:
     from ..recon.two_step import TwoStepSettings, two_step
-    keys = ("method", "sweeps", "epochs", "n_slices", "align", "device")
+    keys = ("method", "sweeps", "epochs", "n_slices", "align", "device", "workers")
     overrides = {"method": default_method, **{k: getattr(args, k) for k in keys if getattr(args, k) is not None}}
     settings = build_settings(TwoStepSettings, section, args.config, overrides)
     timer = Timer()

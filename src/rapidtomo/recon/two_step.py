@@ -7,8 +7,11 @@ crashed run resumes at the first missing angle.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import multiprocessing
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Literal
 
@@ -41,22 +44,50 @@ class TwoStepSettings(Settings):
     ramp: bool = Field(True, description="remove a linear phase ramp (else only the offset) fitted on empty pixels")
     align: bool = Field(False, description="reprojection cross-correlation alignment of the projections")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
+    workers: int = Field(0, ge=0, description="CPU processes solving angles in parallel, one torch thread each "
+                         "(0: torch's thread count, i.e. the cores or OMP_NUM_THREADS); 1 on CUDA")
 
 
 def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
-    keep = {k: v for k, v in s.to_dict().items() if k not in ("method", "sweeps", "align", "device")}
+    keep = {k: v for k, v in s.to_dict().items() if k not in ("method", "sweeps", "align", "device", "workers")}
     blob = json.dumps({"ptycho": keep, "angles": scan.angles_deg.tolist(), "shape": scan.intensities.shape,
                        "sum": float(scan.intensities[:, :, ::7, ::7].sum())}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, wavelength_m: float,
+                      settings: TwoStepSettings, seed: int, device, Y: int) -> np.ndarray:
+    """One angle: ptychography, unwrapping, y crop, offset/ramp removal → ``(Y, width)`` radians."""
+    phase = reconstruct_angle(intensities, probe, top_left, grid, wavelength_m, n_slices=settings.n_slices,
+                              epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
+                              refine_attenuation=settings.refine_attenuation, seed=seed, device=device)
+    pad = (grid.height - Y) // 2
+    phase = unwrap_if_wrapped(phase)[pad:pad + Y]
+    lit = illumination(top_left, probe, grid.slice_shape)[pad:pad + Y]
+    return remove_offset_and_ramp(phase, empty_mask(lit), settings.ramp) * (lit > 0.01 * lit.max())
+
+
+def _in_worker(i: int, *args) -> tuple[int, np.ndarray]:
+    return i, _angle_projection(*args)
+
+
+def n_workers(settings: TwoStepSettings, device: torch.device) -> int:
+    """Processes for the per-angle ptychography: 1 on CUDA, else ``workers`` or torch's thread count."""
+    if device.type != "cpu":
+        return 1
+    return settings.workers or torch.get_num_threads()
+
+
 def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None
                       ) -> np.ndarray:
-    """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, Y, width)`` radians."""
+    """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, Y, width)`` radians.
+
+    On the CPU, angles are solved by ``n_workers`` processes of one torch thread each (small
+    FFTs scale better over angles than over threads, and they do not stall on a busy machine).
+    """
     h, w = scan.intensities.shape[-2:]
     grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), settings.n_slices).covering(scan.positions_m, (h, w))
     Y = scan.volume_shape[1]
-    pad = (grid.height - Y) // 2
     device = pick_device(settings.device)
     key = _settings_hash(scan, settings)
     out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
@@ -67,27 +98,47 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
             for name in list(cache):
                 del cache[name]
             cache.attrs["key"] = key
+    todo = [i for i in range(scan.n_angles) if cache is None or f"angle_{i:05d}" not in cache]
+    for i in set(range(scan.n_angles)) - set(todo):
+        out[i] = cache[f"angle_{i:05d}"][()]
+
+    def args(i):
+        return (scan.intensities[i], scan.probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
+                scan.wavelength_m, settings, i, device, Y)
+
+    nw = min(n_workers(settings, device), len(todo))
+    pool = None
     try:
-        for i in progress(range(scan.n_angles), desc="ptychography", total=scan.n_angles, unit="angle"):
-            name = f"angle_{i:05d}"
-            if cache is not None and name in cache:
-                out[i] = cache[name][()]
-                continue
-            tl = grid.top_left(scan.positions_m[i], (h, w))
-            phase = reconstruct_angle(scan.intensities[i], scan.probe, tl, grid, scan.wavelength_m,
-                                      n_slices=settings.n_slices, epochs=settings.epochs,
-                                      batch_size=settings.batch_size, lr_rad=settings.lr_rad,
-                                      refine_attenuation=settings.refine_attenuation, seed=i, device=device)
-            phase = unwrap_if_wrapped(phase)[pad:pad + Y]
-            lit = illumination(tl, scan.probe, grid.slice_shape)[pad:pad + Y]
-            out[i] = remove_offset_and_ramp(phase, empty_mask(lit), settings.ramp) * (lit > 0.01 * lit.max())
+        if nw <= 1:
+            results = ((i, _angle_projection(*args(i))) for i in todo)
+        else:
+            pool = ProcessPoolExecutor(nw, mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=torch.set_num_threads, initargs=(1,))
+            results = _bounded_map(pool, todo, args, 2 * nw)
+        for i, proj in progress(results, desc="ptychography", total=len(todo), unit="angle"):
+            out[i] = proj
             if cache is not None:
-                cache[name] = out[i]
+                cache[f"angle_{i:05d}"] = proj
                 cache.flush()
     finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if cache is not None:
             cache.close()
     return out
+
+
+def _bounded_map(pool: ProcessPoolExecutor, items, args, window: int):
+    """Yield ``(i, result)`` as workers finish, with at most ``window`` angles in flight (memory)."""
+    items = iter(items)
+    pending = {pool.submit(_in_worker, i, *args(i)) for i in itertools.islice(items, window)}
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for f in done:
+            yield f.result()
+            nxt = next(items, None)
+            if nxt is not None:
+                pending.add(pool.submit(_in_worker, nxt, *args(nxt)))
 
 
 def tomography(projections: np.ndarray, scan: ScanData, settings: TwoStepSettings) -> np.ndarray:
