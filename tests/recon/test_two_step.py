@@ -1,6 +1,7 @@
 """Per-angle ptychography and the two-step pipeline on simulated scans."""
 import h5py
 import numpy as np
+import pytest
 
 from rapidtomo.io import Volume
 from rapidtomo.phantom import synthetic_ic
@@ -46,6 +47,8 @@ def test_cache_resumes_and_is_keyed_by_settings(tmp_path):
     assert np.all(again[0] == 7.0) and np.array_equal(again[1], first[1])
     other = phase_projections(nom, TwoStepSettings(epochs=3), cache)  # new settings: recomputed
     assert not np.all(other[0] == 7.0)
+    cache.write_bytes(b"truncated")  # a corrupt cache is rebuilt
+    np.testing.assert_array_equal(phase_projections(nom, TwoStepSettings(epochs=3), cache), other)
 
 
 def test_worker_processes_give_the_same_projections():
@@ -60,3 +63,13 @@ def test_two_step_volume_on_nominal_grid():
     vol = two_step(nom, TwoStepSettings(epochs=5, method="fbp"))
     assert isinstance(vol, Volume) and vol.shape == ph.shape and vol.voxel_size_m == ph.voxel_size_m
     assert vol.attrs["method"] == "fbp" and vol.attrs["seconds_ptychography"] > 0
+
+
+@pytest.mark.slow
+def test_golden_standard_of_the_default_ic_beats_the_baselines():
+    # the default IC, a nominal scan without the edge-on views (docs/benchmarks.md): ~3-5 min on 2 cores
+    ph, nom, red = simulate(SimulateSettings(n_nominal=90, theta_max_nominal_deg=178))
+    golden = two_step(nom, TwoStepSettings())
+    fbp = two_step(red, TwoStepSettings(method="fbp"))
+    assert pcc(golden.data, ph.data) >= 0.9
+    assert pcc(fbp.data, ph.data) < pcc(golden.data, ph.data) - 0.1

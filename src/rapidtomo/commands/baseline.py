@@ -9,7 +9,7 @@ HELP = "two-step baseline from the reduced scan: per-angle ptychography, then FB
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    golden.add_arguments(p)
+    golden.add_arguments(p, section="baseline", default_method="fbp")
 
 
 def run(args) -> int:

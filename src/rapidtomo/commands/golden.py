@@ -14,12 +14,12 @@ SECTION = "golden"
 DEFAULT_METHOD = "sart"
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser, section: str = SECTION, default_method: str = DEFAULT_METHOD) -> None:
     p.add_argument("scan", type=Path, help="scan file (.h5)")
     p.add_argument("-o", "--out", type=Path, required=True,
                    help="output volume (.h5); OUT.json holds settings and timings, OUT.cache.h5 the per-angle cache")
-    p.add_argument("--config", type=Path, help=f"TOML/YAML settings file (section [{SECTION}])")
-    p.add_argument("--method", choices=["fbp", "sart"], help=f"tomography (default {DEFAULT_METHOD})")
+    p.add_argument("--config", type=Path, help=f"TOML/YAML settings file (section [{section}])")
+    p.add_argument("--method", choices=["fbp", "sart"], help=f"tomography (default {default_method})")
     p.add_argument("--sweeps", type=int, help="SART passes over all angles (default 10)")
     p.add_argument("--epochs", type=int, help="ptychography passes over the positions per angle")
     p.add_argument("--n-slices", type=int, help="multislice slices in per-angle ptychography (default 1)")

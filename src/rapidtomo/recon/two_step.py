@@ -93,7 +93,11 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
     out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
     cache = None
     if cache_path is not None:
-        cache = h5py.File(cache_path, "a")
+        try:
+            cache = h5py.File(cache_path, "a")
+        except OSError:  # a corrupt cache (a run killed mid-write): start afresh
+            Path(cache_path).unlink(missing_ok=True)
+            cache = h5py.File(cache_path, "w")
         if cache.attrs.get("key") != key:
             for name in list(cache):
                 del cache[name]
