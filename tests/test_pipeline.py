@@ -97,3 +97,14 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
     records = json.loads((run / "sweep_angles.json").read_text())["records"]
     assert {r["value"] for r in records} == {3.0, 5.0} and {r["method"] for r in records} == {"rapid", "approximant"}
     assert main(["report", str(run)]) == 0
+
+
+def test_config_typos_fail_at_once_with_one_line(tmp_path, capsys):
+    from rapidtomo.cli import main
+    for text, words in (("[train]\nepochz = 3\n", "[train] epochz"), ("[trian]\nepochs = 3\n", "unknown section [trian]")):
+        cfg = tmp_path / "bad.toml"
+        cfg.write_text(text)
+        assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "run").exists()

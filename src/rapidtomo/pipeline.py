@@ -202,9 +202,10 @@ def _train(ctx: Context) -> dict:
 
 
 def _predict(ctx: Context) -> dict:
-    from .infer import predict
+    from .infer import PredictSettings, predict
     from .io import read_volume, write_volume
-    vol = predict(ctx.path("model.pt"), read_volume(ctx.path("approximant.h5")))
+    vol = predict(ctx.path("model.pt"), read_volume(ctx.path("approximant.h5")),
+                  PredictSettings(**ctx.section("predict")))
     write_volume(ctx.path("prediction.h5"), vol)
     return {}
 
@@ -275,6 +276,22 @@ def build_stages(ctx: Context) -> list[Stage]:
     return stages
 
 
+def validate_sections(config: dict[str, Any], config_path) -> None:
+    """Check every stage's section before any work, so a typo fails at once with one line."""
+    from .config import build_settings
+    from .infer import PredictSettings
+    from .recon import ApproximantSettings, TwoStepSettings
+    from .simulate import SimulateSettings
+    from .train import TrainSettings
+    known = {"pipeline": None, "simulate": SimulateSettings, "golden": TwoStepSettings, "baseline": TwoStepSettings,
+             "approximant": ApproximantSettings, "train": TrainSettings, "predict": PredictSettings}
+    for name in config:
+        if name not in known:
+            raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(known)})")
+        if known[name] is not None and config_path is not None:
+            build_settings(known[name], name, config_path)
+
+
 def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, seed: int | None = None,
                  force: bool = False, log=print) -> list[dict[str, Any]]:
     """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved)."""
@@ -286,6 +303,7 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
         value = getattr(pipe, key)
         if value and not Path(value).exists():
             raise UserError(f"{config_path}: [pipeline] {key}: file {value} not found")
+    validate_sections(config, config_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(run_dir, config, pipe)
     rows = run_stages(ctx, build_stages(ctx), force=force, log=log)
