@@ -11,12 +11,7 @@ from rapidtomo.nn import LoadedModel, NetworkSettings, build_network, save_model
 NORM = {"input_mean": 0.0, "input_std": 1.0, "output_scale": 2.0, "output_offset": 0.5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Pointwise(nn.Module):
