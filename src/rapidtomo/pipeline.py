@@ -66,9 +66,9 @@ def _file_key(path: Path) -> str:
     return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def stage_key(stage: Stage, keys: dict[str, str], ctx: Context) -> str:
+def stage_key(stage: Stage, upstream_keys: list[str]) -> str:
     """Hash of the stage's settings, its upstream stages' keys and its external files' stamps."""
-    upstream = sorted(keys[n] for n in stage.inputs if n in keys)
+    upstream = sorted(upstream_keys)
     ext = [_file_key(Path(p)) for p in stage.external]
     blob = json.dumps({"settings": stage.settings, "up": upstream, "ext": ext}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -87,9 +87,8 @@ def run_stages(ctx: Context, stages: list[Stage], force: bool = False, log=print
     for st in stages:
         for o in st.outputs:
             produced[o] = st.name
-        up = {produced[i] for i in st.inputs if i in produced and produced[i] != st.name}
-        key = stage_key(Stage(st.name, sorted(up), st.outputs, st.settings, st.run, st.external),
-                        keys, ctx)
+        upstream = {produced[i] for i in st.inputs if i in produced and produced[i] != st.name}
+        key = stage_key(st, [keys[name] for name in upstream])
         keys[st.name] = key
         done = state.get(st.name, {})
         if not force and done.get("key") == key and all(ctx.path(o).exists() for o in st.outputs):
