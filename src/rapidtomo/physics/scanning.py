@@ -26,6 +26,8 @@ def scan_positions(grid_shape: tuple[int, int], window: tuple[int, int], step_px
     offsets in [−j, j] (clipped to the grid); ``even`` keeps corners on even pixels so that the
     positions map exactly onto a 2x coarser grid.
     """
+    if pattern not in ("snake", "raster"):
+        raise ValueError(f"unknown scan pattern {pattern!r} (raster or snake)")
     sy, sx = (step_px, step_px) if np.isscalar(step_px) else step_px
     rows = _axis(grid_shape[0], window[0], int(sy), even)
     cols = _axis(grid_shape[1], window[1], int(sx), even)
@@ -34,8 +36,6 @@ def scan_positions(grid_shape: tuple[int, int], window: tuple[int, int], step_px
         cs = cols[::-1] if (pattern == "snake" and i % 2) else cols
         out.extend((r, c) for c in cs)
     pos = np.asarray(out, dtype=np.int64)
-    if pattern not in ("snake", "raster"):
-        raise ValueError(f"unknown scan pattern {pattern!r} (raster or snake)")
     if jitter_px:
         rng = rng or np.random.default_rng(0)
         pos = pos + rng.integers(-jitter_px, jitter_px + 1, size=pos.shape)
