@@ -15,6 +15,7 @@ from .errors import UserError
 # subcommand name → module under rapidtomo.commands
 COMMANDS = {
     "simulate": "simulate",
+    "phantom": "phantom",
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",
