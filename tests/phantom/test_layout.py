@@ -262,3 +262,13 @@ def test_tiny_layout_block_simulates():
     _, nominal, reduced = simulate(SimulateSettings(n_nominal=2, n_reduced=1, photons=0), vol)
     assert nominal.intensities.shape[0] == 2 and np.all(np.isfinite(nominal.intensities))
     assert nominal.pixel_size_m == pytest.approx(60e-9)
+
+
+def test_cli_sample_file_simulates(tmp_path):
+    out = tmp_path / "sample.h5"
+    assert main(["phantom", "--cells", "sky130_fd_sc_hd", "--rows", "1", "--row-width-um", "3", "--voxel-size",
+                 "0.25e-6", "60e-9", "60e-9", "--window", "0", "0", "1.92", "0.96", "-o", str(out)]) == 0
+    assert read_volume(out).shape == (32, 16, 32)
+    assert main(["simulate", "--phantom", str(out), "--out", str(tmp_path / "sim"), "--n-nominal", "2",
+                 "--n-reduced", "1", "--photons", "0"]) == 0
+    assert (tmp_path / "sim" / "scan_reduced.h5").exists()

@@ -24,6 +24,9 @@ __all__ = ["PhantomSettings", "make_sample", "layout_block_phantom", "render_lay
            "BUILTIN_LIBRARIES"]
 
 
+BLOCK_KEYS = ("cells", "rows", "row_width_um", "density", "routing_density", "via_probability", "seed")
+
+
 class PhantomSettings(Settings):
     """Settings of ``rapidtomo phantom`` (section ``[phantom]`` of a config file); lengths at the boundary in µm."""
 
@@ -76,7 +79,8 @@ def make_sample(settings: PhantomSettings, write_gds: Path | None = None) -> Lay
             lib.write_gds(tmp)
     sample = render_layout(lib, stack, settings.voxel_sizes_m, settings.energy_kev, "block",
                            settings.window_um or extent, sub)
-    sample.volume.attrs.update(layout=f"cell block of {settings.cells}", seed=settings.seed)
+    sample.volume.attrs.update(layout=f"cell block of {settings.cells}",
+                               block={k: getattr(settings, k) for k in BLOCK_KEYS})
     return sample
 
 
@@ -99,5 +103,5 @@ def layout_block_phantom(shape: tuple[int, int, int], voxel_size_m: float, energ
     vol = sample.volume
     if vol.shape != tuple(shape):
         raise UserError(f"layout block: made {vol.shape} voxels instead of {tuple(shape)}")
-    vol.attrs.update(layout=f"cell block of {cells}", seed=seed)
+    vol.attrs.update(layout=f"cell block of {cells}", block={"cells": cells, "rows": rows, "seed": seed})
     return vol
