@@ -272,3 +272,24 @@ def test_cli_sample_file_simulates(tmp_path):
     assert main(["simulate", "--phantom", str(out), "--out", str(tmp_path / "sim"), "--n-nominal", "2",
                  "--n-reduced", "1", "--photons", "0"]) == 0
     assert (tmp_path / "sim" / "scan_reduced.h5").exists()
+
+
+def test_sky130_trench_contacts_under_poly_and_nitride(tmp_path):
+    gds = write_gds(tmp_path / "fe.gds", [
+        gdstk.rectangle((0.0, 0.0), (1.0, 0.5), layer=65, datatype=20),    # diffusion
+        gdstk.rectangle((0.2, 0.0), (0.4, 1.0), layer=66, datatype=20),    # poly gate
+        gdstk.rectangle((0.25, 0.7), (0.35, 0.8), layer=66, datatype=44),  # licon on poly
+        gdstk.rectangle((0.6, 0.1), (0.7, 0.2), layer=66, datatype=44),    # licon on diffusion
+        gdstk.rectangle((0.0, 0.0), (1.0, 1.0), layer=64, datatype=20),    # n-well: ignored
+    ])
+    s = render_layout(gds, load_stack("sky130"), (0.01 * UM, 0.05 * UM, 0.05 * UM), window_um=(0, 0, 1, 1))
+    top = 7.2611
+    n = s.label_names
+
+    def at(h):
+        return s.labels[int((top - h) / 0.01)]
+    assert np.all(at(0.2)[:10] == n.index("Si")) and np.all(at(0.2)[10:] == n.index("SiO2"))   # trench
+    assert at(0.4)[15, 5] == n.index("polySi") and at(0.4)[3, 13] == n.index("W")             # poly wins
+    assert s.volume.data[int((top - 0.4) / 0.01), 15, 5] == pytest.approx(phi("Si", dz_m=0.01 * UM), rel=1e-6)
+    assert at(0.7)[15, 5] == n.index("W") and at(0.7)[15, 2] == n.index("SiO2")               # contact above
+    assert np.all(at(1.07) == n.index("Si3N4")) and np.all(at(-0.2) == n.index("Si"))         # lint, substrate
