@@ -137,11 +137,12 @@ def test_general_polygons_exact_to_1_percent():
     xs = (np.arange(4 * n) + 0.5) / n
     ys = (np.arange(3 * n) + 0.5) / n
     pts = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
-    for poly in (tri, octagon):
-        cov = coverage([poly], (0.0, 0.0), (1.0, 1.0), (3, 4), precision=1e-9)
+    # in metres on a 7.3 nm grid (off the 1 nm database grid) as well as in pixel units
+    for poly, pitch in ((tri, 1.0), (octagon, 1.0), (tri, 7.3e-9), (octagon, 7.3e-9)):
+        cov = coverage([poly * pitch], (0.0, 0.0), (pitch, pitch), (3, 4), precision=1e-3 * pitch)
         ref = MplPath(poly).contains_points(pts).reshape(3, n, 4, n).mean(axis=(1, 3))
         assert np.abs(cov - ref).max() < 0.01
-        assert cov.sum() == pytest.approx(gdstk.Polygon(poly).area(), rel=1e-9)
+        assert cov.sum() == pytest.approx(gdstk.Polygon(poly).area(), rel=1e-6)
 
 
 def test_mirrored_and_rotated_references_match_flat_geometry(tmp_path):
@@ -149,7 +150,8 @@ def test_mirrored_and_rotated_references_match_flat_geometry(tmp_path):
     cell = gdstk.Cell("L")
     cell.add(gdstk.Polygon(l_shape, layer=1))
     refs = [gdstk.Reference(cell, (0.5, 0.5), rotation=math.pi / 2),
-            gdstk.Reference(cell, (0.55, 0.55), x_reflection=True)]
+            gdstk.Reference(cell, (0.55, 0.55), x_reflection=True),
+            gdstk.Reference(cell, (0.1, 0.6), rotation=math.pi / 6)]
     gds = write_gds(tmp_path / "refs.gds", [], [(cell, r) for r in refs])
     flat = []
     for r in refs:

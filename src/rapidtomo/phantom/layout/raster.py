@@ -67,9 +67,13 @@ def _manhattan(polys: list[np.ndarray], x0: float, y0: float, dx: float, dy: flo
     return np.cumsum(np.cumsum(d, axis=0), axis=1)[:ny, :nx]
 
 
-def _general(p: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int,
-             out: np.ndarray, precision: float) -> None:
-    """Add the exact per-pixel area fractions of polygon ``p`` to ``out`` by cutting it on the grid."""
+def _general(p: np.ndarray, x0: float, y0: float, dx: float, dy: float, nx: int, ny: int, out: np.ndarray) -> None:
+    """Add the exact per-pixel area fractions of polygon ``p`` to ``out`` by cutting it on the grid.
+
+    The cuts round vertices to 1e-6 of a pixel (gdstk's ``precision``), whatever the grid's
+    alignment to the layout's database grid.
+    """
+    precision = 1e-6 * min(dx, dy)
     i0 = max(int(np.floor((p[:, 1].min() - y0) / dy)), 0)
     i1 = min(int(np.ceil((p[:, 1].max() - y0) / dy)), ny)
     j0 = max(int(np.floor((p[:, 0].min() - x0) / dx)), 0)
@@ -94,12 +98,12 @@ def coverage(polys: list[np.ndarray], origin: tuple[float, float], pitch: tuple[
     ``origin`` = (x0, y0) is the pixel grid's lower-left corner, ``pitch`` = (dx, dy) the pixel
     size, ``shape`` = (ny, nx); row i covers y in [y0 + i dy, y0 + (i+1) dy]. The polygons must
     not overlap (take their union first); holes are allowed. ``precision`` is the length below
-    which vertex coordinates are equal (same unit as the points).
+    which two coordinates are equal, to tell Manhattan edges (same unit as the points).
     """
     (x0, y0), (dx, dy), (ny, nx) = origin, pitch, shape
     manhattan = [p for p in polys if _is_manhattan(p, precision)]
     out = _manhattan(manhattan, x0, y0, dx, dy, nx, ny)
     for p in polys:
         if not _is_manhattan(p, precision):
-            _general(p, x0, y0, dx, dy, nx, ny, out, precision)
+            _general(p, x0, y0, dx, dy, nx, ny, out)
     return np.clip(out, 0.0, 1.0)
