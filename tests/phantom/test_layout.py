@@ -295,3 +295,24 @@ def test_sky130_trench_contacts_under_poly_and_nitride(tmp_path):
     assert s.volume.data[int((top - 0.4) / 0.01), 15, 5] == pytest.approx(phi("Si", dz_m=0.01 * UM), rel=1e-6)
     assert at(0.7)[15, 5] == n.index("W") and at(0.7)[15, 2] == n.index("SiO2")               # contact above
     assert np.all(at(1.07) == n.index("Si3N4")) and np.all(at(-0.2) == n.index("Si"))         # lint, substrate
+
+
+def test_liner_on_the_sides_and_bottom(tmp_path):
+    # a Cu line 0.2-0.8 x 0.2-0.8 µm, 0-0.1 µm high, with a 0.05 µm TaN liner: at 25 nm voxels the
+    # liner fills the bottom two voxels and a rim two voxels wide, the core is Cu
+    gds = write_gds(tmp_path / "ln.gds", [gdstk.rectangle((0.2, 0.2), (0.8, 0.8), layer=1)])
+    import tomllib
+    data = tomllib.loads(STACK_TOML)
+    data["layer"][0]["liner"] = {"material": "TaN", "thickness_um": 0.05}
+    s = render_layout(gds, parse_stack(data, "liner stack"), (0.025 * UM, 0.025 * UM, 0.025 * UM),
+                      window_um=(0, 0, 1, 1))
+    n = s.label_names
+    top = int(0.4 / 0.025)              # z index of height 0 (the bottom of the layer) is top - 1
+    bottom, upper = s.labels[top - 1], s.labels[top - 3]
+    assert np.all(bottom[8:32, 8:32] == n.index("TaN"))
+    assert np.all(upper[10:30, 10:30] == n.index("Cu"))
+    rim = np.zeros((40, 40), bool)
+    rim[8:32, 8:32] = True
+    rim[10:30, 10:30] = False
+    assert np.all(upper[rim] == n.index("TaN")) and upper[5, 5] == n.index("SiO2")
+    assert "TaN" in load_stack("generic-cu").materials

@@ -115,19 +115,37 @@ def _level_polygons(cell: gdstk.Cell, stack: Stack, window: gdstk.Polygon, preci
 
 def _pieces(stack: Stack, polys: dict[str, list[gdstk.Polygon]], unit_m: float, precision: float,
             grid: tuple[tuple[float, float], tuple[float, float], tuple[int, int]]) -> list[_Piece]:
-    """Extruded layers in metres; where a layer listed in another's ``over`` shares heights, it gives way."""
+    """Extruded layers in metres, split in height where they change.
+
+    Where a layer named in another's ``over`` shares heights with it, it gives way; a layer with a
+    liner is liner in its bottom ``thickness`` and, above, liner in a rim of that width around a core.
+    """
     pieces = []
+
+    def add(material: str, shape: list[gdstk.Polygon], z0: float, z1: float) -> None:
+        if shape:
+            cov = coverage([p.points * unit_m for p in shape], *grid, precision=precision * unit_m)
+            pieces.append(_Piece(material, z0, z1, cov.astype(np.float32)))
+
     for lv in progress(stack.levels, desc="rasterise layers", unit="layer"):
         if not polys[lv.name]:
             continue
         winners = [w for w in stack.levels if lv.name in w.over and w.bottom_m < lv.top_m and lv.bottom_m < w.top_m]
-        cuts = sorted({lv.bottom_m, lv.top_m} | {h for w in winners for h in (w.bottom_m, w.top_m)
-                                                 if lv.bottom_m < h < lv.top_m})
+        cuts = {lv.bottom_m, lv.top_m} | {h for w in winners for h in (w.bottom_m, w.top_m)}
+        if lv.liner:
+            cuts.add(lv.bottom_m + lv.liner[1])
+        cuts = sorted(h for h in cuts if lv.bottom_m <= h <= lv.top_m)
         for z0, z1 in zip(cuts, cuts[1:]):
             over = [p for w in winners if w.bottom_m < z1 and z0 < w.top_m for p in polys[w.name]]
             shape = gdstk.boolean(polys[lv.name], over, "not", precision) if over else polys[lv.name]
-            cov = coverage([p.points * unit_m for p in shape], *grid, precision=precision * unit_m)
-            pieces.append(_Piece(lv.material, z0, z1, cov.astype(np.float32)))
+            if lv.liner is None:
+                add(lv.material, shape, z0, z1)
+            elif z1 <= lv.bottom_m + lv.liner[1] * (1 + 1e-9):
+                add(lv.liner[0], shape, z0, z1)
+            else:
+                core = gdstk.offset(shape, -lv.liner[1] / unit_m, "miter", 2, precision)
+                add(lv.liner[0], gdstk.boolean(shape, core, "not", precision), z0, z1)
+                add(lv.material, core, z0, z1)
     return pieces
 
 

@@ -40,6 +40,11 @@ class MaterialSpec(_File):
     density_g_cm3: float = pydantic.Field(gt=0, description="density (g/cm³)")
 
 
+class LinerSpec(_File):
+    material: str
+    thickness_um: float = pydantic.Field(gt=0)
+
+
 class LayerSpec(_File):
     name: str
     gds: list[GdsSpec] = pydantic.Field(min_length=1, description="GDS layer/datatype pairs drawn as this layer")
@@ -48,6 +53,7 @@ class LayerSpec(_File):
     top_um: float
     over: list[str] = pydantic.Field(default_factory=list,
                                      description="layers this one may overlap in height; it wins where both are drawn")
+    liner: LinerSpec | None = pydantic.Field(None, description="barrier on the sides and bottom (damascene)")
 
     @pydantic.field_validator("gds")
     @classmethod
@@ -117,6 +123,7 @@ class Level:
     bottom_m: float
     top_m: float
     over: tuple[str, ...] = ()
+    liner: tuple[str, float] | None = None  # (material, thickness in m) on the sides and the bottom
 
 
 @dataclass(frozen=True)
@@ -224,8 +231,14 @@ def parse_stack(data: dict, source: str) -> Stack:
             fail(f"layer {ls.name}: top_um {ls.top_um} must be above bottom_um {ls.bottom_um}")
         if ls.bottom_um < 0:
             fail(f"layer {ls.name}: bottom_um {ls.bottom_um} is below the substrate top (0)")
+        liner = None
+        if ls.liner is not None:
+            check_material(ls.liner.material, f"layer {ls.name} liner")
+            if not ls.liner.thickness_um < ls.top_um - ls.bottom_um:
+                fail(f"layer {ls.name}: liner thickness_um {ls.liner.thickness_um} must be below the layer's height")
+            liner = (ls.liner.material, ls.liner.thickness_um * UM)
         levels.append(Level(ls.name, tuple(_parse_gds(s) for s in ls.gds), ls.material, ls.bottom_um * UM,
-                            ls.top_um * UM, tuple(ls.over)))
+                            ls.top_um * UM, tuple(ls.over), liner))
     names = [lv.name for lv in levels]
     for n in names:
         if names.count(n) > 1:
@@ -268,7 +281,8 @@ def parse_stack(data: dict, source: str) -> Stack:
                     fail(f"cells.routing: unknown layer {n!r}")
         if f.cells.rail is not None and f.cells.rail.layer not in names:
             fail(f"cells.rail: unknown layer {f.cells.rail.layer!r}")
-    used = {f.fill, f.substrate} | {lv.material for lv in levels} | {s.material for s in sheets}
+    used = {f.fill, f.substrate} | {lv.material for lv in levels} | {s.material for s in sheets} \
+        | {lv.liner[0] for lv in levels if lv.liner}
     return Stack(name=f.name, levels=levels, sheets=sheets, fill=f.fill, substrate=f.substrate,
                  substrate_thickness_m=f.substrate_thickness_um * UM, top_m=top_m,
                  materials={m: materials[m] for m in materials if m in used}, ignore=tuple(f.ignore),
