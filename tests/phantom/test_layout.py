@@ -316,3 +316,21 @@ def test_liner_on_the_sides_and_bottom(tmp_path):
     rim[10:30, 10:30] = False
     assert np.all(upper[rim] == n.index("TaN")) and upper[5, 5] == n.index("SiO2")
     assert "TaN" in load_stack("generic-cu").materials
+
+
+def test_generic_cu_lines_vias_and_low_k(tmp_path):
+    gds = write_gds(tmp_path / "cu.gds", [gdstk.rectangle((-0.5, 0.1), (1.5, 0.3), layer=10),  # M1 along x
+                                          gdstk.rectangle((0.4, 0.1), (0.6, 0.3), layer=11),   # V1
+                                          gdstk.rectangle((0.4, 0.0), (0.6, 1.0), layer=12)])  # M2 along y
+    s = render_layout(gds, load_stack("generic-cu"), (0.01 * UM, 0.1 * UM, 0.1 * UM), window_um=(0, 0, 1, 1))
+    n = s.label_names
+
+    def at(h):
+        return s.labels[int((3.08 - h) / 0.01)]
+    assert at(0.19)[2, 0] == n.index("Cu") and at(0.19)[6, 0] == n.index("low-k")       # M1
+    assert at(0.25)[2, 5] == n.index("Cu") and at(0.25)[2, 0] == n.index("low-k")       # V1 only at the via
+    assert at(0.235)[2, 0] == n.index("SiCN")                                            # cap on M1
+    assert np.all(at(0.31)[:, 4:6] == n.index("Cu")) and at(2.0)[0, 0] == n.index("SiO2")
+    # the window cuts M1 at x = 0 and 1 µm: no liner along the cut (TaN only on its y sides)
+    cu_phase = s.volume.data[int((3.08 - 0.19) / 0.01), 2]
+    assert cu_phase[0] == pytest.approx(cu_phase[2], rel=1e-6) and cu_phase[-1] == pytest.approx(cu_phase[2], rel=1e-6)

@@ -188,7 +188,9 @@ def render_layout(source: str | Path | gdstk.Library, stack: Stack, voxel_size_m
             raise UserError(f"{name}: window {window_um} must have x1 > x0 and y1 > y0")
     nx = math.ceil((wx1 - wx0) * unit_m / dx - 1e-6)
     ny = math.ceil((wy1 - wy0) * unit_m / dy - 1e-6)
-    window = gdstk.rectangle((wx0, wy0), (wx0 + nx * dx / unit_m, wy0 + ny * dy / unit_m))
+    # clip a little outside the grid so that a liner is not drawn along the window's edges
+    m = (max([lv.liner[1] for lv in stack.levels if lv.liner] + [0.0]) + max(dx, dy)) / unit_m
+    window = gdstk.rectangle((wx0 - m, wy0 - m), (wx0 + nx * dx / unit_m + m, wy0 + ny * dy / unit_m + m))
     grid = ((wx0 * unit_m, wy0 * unit_m), (dx, dy), (ny, nx))
     polys = _level_polygons(top, stack, window, precision, name)
     pieces = _pieces(stack, polys, unit_m, precision, grid)
