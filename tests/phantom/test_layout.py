@@ -334,3 +334,53 @@ def test_generic_cu_lines_vias_and_low_k(tmp_path):
     # the window cuts M1 at x = 0 and 1 µm: no liner along the cut (TaN only on its y sides)
     cu_phase = s.volume.data[int((3.08 - 0.19) / 0.01), 2]
     assert cu_phase[0] == pytest.approx(cu_phase[2], rel=1e-6) and cu_phase[-1] == pytest.approx(cu_phase[2], rel=1e-6)
+
+
+CELLS_TOML = STACK_TOML + """
+[[layer]]
+name = "m2"
+gds = ["3/0"]
+material = "Cu"
+bottom_um = 0.3
+top_um = 0.4
+
+[cells]
+boundary = "100/0"
+rail = { layer = "m1", width_um = 0.1 }
+
+[[cells.routing]]
+layer = "m2"
+direction = "y"
+pitch_um = 0.2
+width_um = 0.1
+via = "v1"
+via_size_um = 0.1
+"""
+
+
+def test_block_from_a_users_cell_directory(tmp_path):
+    lib_dir = tmp_path / "cells"
+    lib_dir.mkdir()
+    for name, width in (("a", 0.6), ("b", 1.0), ("fill1", 0.2)):
+        lib = gdstk.Library()
+        c = lib.new_cell(name)
+        c.add(gdstk.rectangle((0, 0), (width, 1.2), layer=100))           # abutment box
+        c.add(gdstk.rectangle((0.05, 0.3), (width - 0.05, 0.5), layer=1))  # a wire inside
+        lib.write_gds(lib_dir / f"{name}.gds")
+    (tmp_path / "cells.toml").write_text(CELLS_TOML.replace("top_um = 0.4\n", "top_um = 0.45\n", 1))
+    out = tmp_path / "b.h5"
+    args = ["phantom", "--cells", str(lib_dir), "--stack", str(tmp_path / "cells.toml"), "--rows", "3",
+            "--row-width-um", "5", "--routing-density", "1", "--voxel-size", "0.05e-6", "-o", str(out)]
+    assert main(args) == 0
+    vol = read_volume(out)
+    with h5py.File(out) as f:
+        labels, names = f["labels"][()], json.loads(f["labels"].attrs["label_names"])
+    assert vol.shape[1:] == (round(3 * 1.2 / 0.05), round(5 / 0.05))
+    # rails on m1 (0-0.1 µm high) along y = 0, 1.2, 2.4 and 3.6 µm; every m2 track (x = 0.1, 0.3, ...) carries wire
+    m1 = labels[int((0.45 - 0.05) / 0.05)]
+    assert np.all(m1[0, :] == names.index("Cu")) and np.all(m1[24, :] == names.index("Cu"))
+    m2 = labels[int((0.45 - 0.35) / 0.05)] == names.index("Cu")
+    assert m2[:, 2::4].mean() > 0.5 and not m2[:, 4::4].any()
+    # the same library with a stack that has no [cells] table: one line, exit 2
+    (tmp_path / "plain.toml").write_text(STACK_TOML)
+    assert main(args[:4] + [str(tmp_path / "plain.toml")] + args[5:]) == 2

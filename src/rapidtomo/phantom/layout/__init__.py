@@ -79,8 +79,7 @@ def make_sample(settings: PhantomSettings, write_gds: Path | None = None) -> Lay
             lib.write_gds(tmp)
     sample = render_layout(lib, stack, settings.voxel_sizes_m, settings.energy_kev, "block",
                            settings.window_um or extent, sub)
-    sample.volume.attrs.update(layout=f"cell block of {settings.cells}",
-                               block={k: getattr(settings, k) for k in BLOCK_KEYS})
+    sample.volume.attrs["block"] = {k: getattr(settings, k) for k in BLOCK_KEYS}
     return sample
 
 
@@ -103,5 +102,5 @@ def layout_block_phantom(shape: tuple[int, int, int], voxel_size_m: float, energ
     vol = sample.volume
     if vol.shape != tuple(shape):
         raise UserError(f"layout block: made {vol.shape} voxels instead of {tuple(shape)}")
-    vol.attrs.update(layout=f"cell block of {cells}", block={"cells": cells, "rows": rows, "seed": seed})
+    vol.attrs["block"] = {"cells": cells, "rows": rows, "seed": seed}
     return vol

@@ -168,7 +168,7 @@ def render_layout(source: str | Path | gdstk.Library, stack: Stack, voxel_size_m
     voxel is all substrate where the grid runs past it); y and x indices grow with the layout's y, x.
     """
     if isinstance(source, gdstk.Library):
-        lib, name = source, "layout"
+        lib, name = source, source.name
         sha = ""
     else:
         lib, name = read_layout(source), str(source)

@@ -92,7 +92,7 @@ class RailSpec(_File):
 
 
 class CellsSpec(_File):
-    boundary: GdsSpec | None = pydantic.Field(None, description="layer of the cells' abutment box")
+    boundary: GdsSpec | None = pydantic.Field(None, description="layer of the cells' abutment box (not rendered)")
     rail: RailSpec | None = None
     routing: list[RoutingSpec] = pydantic.Field(default_factory=list)
 
@@ -285,5 +285,6 @@ def parse_stack(data: dict, source: str) -> Stack:
         | {lv.liner[0] for lv in levels if lv.liner}
     return Stack(name=f.name, levels=levels, sheets=sheets, fill=f.fill, substrate=f.substrate,
                  substrate_thickness_m=f.substrate_thickness_um * UM, top_m=top_m,
-                 materials={m: materials[m] for m in materials if m in used}, ignore=tuple(f.ignore),
+                 materials={m: materials[m] for m in materials if m in used},
+                 ignore=tuple(f.ignore) + ((f.cells.boundary,) if f.cells and f.cells.boundary else ()),
                  cells=f.cells, source=source, definition=f.model_dump())
