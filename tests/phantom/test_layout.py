@@ -384,3 +384,14 @@ def test_block_from_a_users_cell_directory(tmp_path):
     # the same library with a stack that has no [cells] table: one line, exit 2
     (tmp_path / "plain.toml").write_text(STACK_TOML)
     assert main(args[:4] + [str(tmp_path / "plain.toml")] + args[5:]) == 2
+
+
+def test_window_sets_the_grid_origin(tmp_path):
+    gds = write_gds(tmp_path / "w.gds", [gdstk.rectangle((0.2, 0.3), (0.5, 0.6), layer=1),
+                                         gdstk.rectangle((0.0, 0.0), (0.1, 0.1), layer=1)])
+    s = render(gds, window=(0.2, 0.3, 0.7, 0.8))
+    cu = s.labels[6] == s.label_names.index("Cu")
+    expect = np.zeros((5, 5), bool)
+    expect[0:3, 0:3] = True
+    assert np.array_equal(cu, expect)
+    assert s.volume.attrs["window_m"] == pytest.approx([0.2e-6, 0.3e-6, 0.7e-6, 0.8e-6])
