@@ -195,7 +195,7 @@ BAD_STACKS = {
 }
 
 
-@pytest.mark.parametrize("case", ["overlap", "material", "toml", "unknown-layer", "not-gds"])
+@pytest.mark.parametrize("case", ["overlap", "material", "toml", "unknown-layer", "not-gds", "truncated-gds"])
 def test_malformed_inputs_stop_with_one_line_and_write_nothing(tmp_path, capsys, case):
     gds = write_gds(tmp_path / "l.gds", [gdstk.rectangle((0, 0), (1, 1), layer=1)])
     text, words = BAD_STACKS.get(case, (STACK_TOML, None))
@@ -206,6 +206,9 @@ def test_malformed_inputs_stop_with_one_line_and_write_nothing(tmp_path, capsys,
         gds = tmp_path / "l.gds"
         gds.write_text("this is not a layout\n")
         words = "not a GDSII or OASIS file"
+    if case == "truncated-gds":
+        gds.write_bytes(gds.read_bytes()[:60])
+        words = "cannot read the layout"
     (tmp_path / "st.toml").write_text(text)
     out = tmp_path / "o" / "s.h5"
     assert main(["phantom", "--layout", str(gds), "--stack", str(tmp_path / "st.toml"), "-o", str(out)]) == 2
