@@ -398,3 +398,12 @@ def test_window_sets_the_grid_origin(tmp_path):
     expect[0:3, 0:3] = True
     assert np.array_equal(cu, expect)
     assert s.volume.attrs["window_m"] == pytest.approx([0.2e-6, 0.3e-6, 0.7e-6, 0.8e-6])
+
+
+def test_too_large_a_volume_stops_before_allocating(tmp_path, capsys):
+    gds = write_gds(tmp_path / "big.gds", [gdstk.rectangle((0, 0), (100, 100), layer=1)])
+    (tmp_path / "test.toml").write_text(STACK_TOML)
+    out = tmp_path / "big.h5"
+    assert main(["phantom", "--layout", str(gds), "--stack", str(tmp_path / "test.toml"), "--voxel-size", "1e-9",
+                 "-o", str(out)]) == 2
+    assert "GiB" in capsys.readouterr().err and not out.exists()

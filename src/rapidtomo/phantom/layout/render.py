@@ -188,6 +188,13 @@ def render_layout(source: str | Path | gdstk.Library, stack: Stack, voxel_size_m
             raise UserError(f"{name}: window {window_um} must have x1 > x0 and y1 > y0")
     nx = math.ceil((wx1 - wx0) * unit_m / dx - 1e-6)
     ny = math.ceil((wy1 - wy0) * unit_m / dy - 1e-6)
+    nz = math.ceil((stack.top_m + (stack.substrate_thickness_m if substrate_thickness_m is None
+                                   else substrate_thickness_m)) / dz - 1e-6)
+    need = nz * ny * nx * 9 + 4 * ny * nx * 4 * len(stack.levels)  # phase, attenuation, labels; x-y maps
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > 0.8 * have:
+        raise UserError(f"{name}: {nz} x {ny} x {nx} voxels need ~{need / 2**30:.0f} GiB, more than this machine's "
+                        f"{have / 2**30:.0f} GiB: use larger voxels or a smaller window")
     # clip a little outside the grid so that a liner is not drawn along the window's edges
     m = (max([lv.liner[1] for lv in stack.levels if lv.liner] + [0.0]) + max(dx, dy)) / unit_m
     window = gdstk.rectangle((wx0 - m, wy0 - m), (wx0 + nx * dx / unit_m + m, wy0 + ny * dy / unit_m + m))
@@ -195,9 +202,7 @@ def render_layout(source: str | Path | gdstk.Library, stack: Stack, voxel_size_m
     polys = _level_polygons(top, stack, window, precision, name)
     pieces = _pieces(stack, polys, unit_m, precision, grid)
 
-    sub_m = stack.substrate_thickness_m if substrate_thickness_m is None else substrate_thickness_m
     top_m = stack.top_m
-    nz = math.ceil((top_m + sub_m) / dz - 1e-6)
     names = label_names(stack)
     k = 2 * math.pi * dz / wavelength_m(energy_kev)
     consts = stack.constants(energy_kev)
