@@ -15,6 +15,7 @@ from .errors import UserError
 # subcommand name → module under rapidtomo.commands
 COMMANDS = {
     "simulate": "simulate",
+    "import": "import_",
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",
