@@ -67,18 +67,19 @@ class ImportReport:
         self.notes: list[str] = []
 
     def add(self, field: str, value: Any, unit: str = "", file: str | Path | None = None) -> None:
-        """Record ``value`` (array or scalar) read at ``field``; ranges merge over files."""
+        """Record ``value`` (array or scalar) read at ``field``; ranges (of finite values) merge over files."""
         a = np.asarray(value)
         e = self.fields.setdefault(field, {"files": 0, "shapes": [], "dtype": str(a.dtype), "unit": unit})
         e["files"] += 1
         if list(a.shape) not in e["shapes"]:
             e["shapes"].append(list(a.shape))
-        if a.size and a.dtype.kind in "biuf":
-            lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+        finite = a[np.isfinite(a)] if a.dtype.kind in "fc" else a
+        if finite.size and a.dtype.kind in "biuf":
+            lo, hi = float(finite.min()), float(finite.max())
             e["min"] = min(lo, e.get("min", lo))
             e["max"] = max(hi, e.get("max", hi))
-        elif a.size and a.dtype.kind == "c":
-            m = float(np.nanmax(np.abs(a)))
+        elif finite.size and a.dtype.kind == "c":
+            m = float(np.abs(finite).max())
             e["max_abs"] = max(m, e.get("max_abs", m))
         if file is not None and e["files"] == 1:
             e["first_file"] = str(file)
