@@ -48,7 +48,7 @@ def _read_v6(path: Path, report: ImportReport) -> ObjectImage:
     import scipy.io
     try:
         m = scipy.io.loadmat(path, simplify_cells=True)
-    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+    except (scipy.io.matlab.MatReadError, ValueError, TypeError, OSError, NotImplementedError) as e:
         raise UserError(f"{path}: not a readable MATLAB file ({type(e).__name__}: {e})") from None
     if "object" not in m:
         raise UserError(f"{path}: missing variable object")
