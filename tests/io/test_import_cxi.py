@@ -93,6 +93,20 @@ def test_cxi_one_file_many_entries_and_alternative_paths(tmp_path, rng):
     assert_same_scan(read_scan(tmp_path / "scan.h5"), s)
 
 
+def test_cxi_probe_in_image_1_unless_it_is_the_object(tmp_path, rng, capsys):
+    s = small_scan(rng, n_angles=1)
+    write_cxi(tmp_path / "a.cxi", s, [0], probe=False)
+    with h5py.File(tmp_path / "a.cxi", "a") as f:
+        f["entry_1/image_1/data"] = np.ones((40, 40), np.complex64)  # a reconstructed object, not a probe
+    assert run_import("cxi", tmp_path / "a.cxi", "-o", tmp_path / "s.h5", "--volume-shape", 4, 6, 8) == 2
+    assert "give --probe" in capsys.readouterr().err
+    with h5py.File(tmp_path / "a.cxi", "a") as f:
+        del f["entry_1/image_1/data"]
+        f["entry_1/image_1/data"] = s.probe
+    assert run_import("cxi", tmp_path / "a.cxi", "-o", tmp_path / "s.h5", "--volume-shape", 4, 6, 8) == 0
+    np.testing.assert_array_equal(read_scan(tmp_path / "s.h5").probe, s.probe)
+
+
 def test_cxi_angles_csv_probe_file_and_no_center(tmp_path, rng):
     s = small_scan(rng, n_angles=2)
     write_scan(tmp_path / "probe_source.h5", s)

@@ -80,6 +80,16 @@ def read_probe_file(path: str | Path, report: ImportReport) -> np.ndarray:
     return p[None] if p.ndim == 2 else p
 
 
+def _entry_probe(f, e: str, file, window: tuple[int, int], report: ImportReport) -> np.ndarray | None:
+    """``source_1/illumination``, else ``image_1/data`` if it has the patterns' size (else it is
+    taken for the reconstructed object, CXI's other use of image_1), else None."""
+    probe = report.read(f, file, f"/{e}/{_PROBE[0]}", unit="sqrt(photons)", ndim=(2, 3), required=False)
+    image = f.get(f"/{e}/{_PROBE[1]}")
+    if probe is None and image is not None and image.shape[-2:] == tuple(window):
+        probe = report.read(f, file, f"/{e}/{_PROBE[1]}", unit="sqrt(photons)", ndim=(2, 3))
+    return probe
+
+
 def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAULT_ANGLE_DATASET,
              probe_file=None, center: bool = True, report: ImportReport | None = None) -> ScanData:
     """Read CXI files into a :class:`ScanData` on the grid ``volume_shape (Z, Y, X)``.
@@ -149,8 +159,7 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
                                         "or give --angles-csv)")
                     angles.append(float(a))
                 if probe is None:
-                    probe = report.read(f, file, *(f"/{e}/{p}" for p in _PROBE), unit="sqrt(photons)", ndim=(2, 3),
-                                        required=False)
+                    probe = _entry_probe(f, e, file, I.shape[1:], report)
                 patterns.append(I)
                 translations.append(t)
     if probe_file is not None:
