@@ -21,6 +21,7 @@ object grid, pixel λz/(h·p)); without one in the files a probe file is require
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,78 +91,95 @@ def _entry_probe(f, e: str, file, window: tuple[int, int], report: ImportReport)
     return probe
 
 
+def _first(f, e: str, paths: tuple[str, ...]) -> str:
+    """The first of ``/e/paths`` in ``f`` (or the first name, for the error that follows)."""
+    return next((f"/{e}/{p}" for p in paths if f"/{e}/{p}" in f), f"/{e}/{paths[0]}")
+
+
+@dataclass
+class _Entry:
+    """One angle as read from one ``/entry_N``: patterns, bad pixels, translations, geometry, angle, probe."""
+
+    patterns: np.ndarray
+    bad: np.ndarray
+    translation: np.ndarray
+    geometry: dict[str, tuple[float, str]]
+    angle_deg: float | None
+    probe: np.ndarray | None
+
+
+def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: ImportReport) -> _Entry:
+    """Read and check one entry; ``angle_dataset`` None when the angles come from a CSV."""
+    data = _first(f, e, _DATA)
+    I = report.read(f, file, *(f"/{e}/{p}" for p in _DATA), unit="photons", ndim=3, finite=False)
+    mask = report.read(f, file, f"/{e}/{_DET}mask", ndim=2, required=False)
+    if mask is not None and mask.shape != I.shape[1:]:
+        raise UserError(f"{file}: /{e}/{_DET}mask shape {mask.shape} differs from the patterns' {I.shape[1:]}")
+    bad = np.zeros(I.shape[1:], bool) if mask is None else mask != 0
+    good = I[:, ~bad]
+    if not np.all(np.isfinite(good)):
+        raise UserError(f"{file}: {data} contains NaN or infinite values outside the mask")
+    if np.any(good < 0):
+        raise UserError(f"{file}: {data} contains negative values outside the mask")
+    tpath = _first(f, e, _TRANSLATION)
+    t = report.read(f, file, *(f"/{e}/{p}" for p in _TRANSLATION), unit="m", ndim=2)
+    if t.shape != (len(I), 3):
+        raise UserError(f"{file}: {tpath} must be (n_pos, 3) = ({len(I)}, 3), has shape {t.shape}")
+    if np.abs(t).max(initial=0) > 1:
+        raise UserError(f"{file}: {tpath} reaches {np.abs(t).max():g}, not a sample translation in metres (µm or mm?)")
+    distance = f"/{e}/{_DET}distance"
+    geo = {"energy": (energy_kev(f, e, file, report), "keV"),
+           "distance": (_in_range(float(report.read(f, file, distance, unit="m", ndim=0)), 1e-3, 100, file,
+                                  distance, "m", "expected 1 mm..100 m"), "m")}
+    for ax in ("x", "y"):
+        field = f"/{e}/{_DET}{ax}_pixel_size"
+        geo[f"{ax}_pixel"] = (_in_range(float(report.read(f, file, field, unit="m", ndim=0)), 1e-7, 1e-2, file,
+                                        field, "m", "expected 0.1 µm..1 cm"), "m")
+    if abs(geo["x_pixel"][0] - geo["y_pixel"][0]) > 1e-9 * geo["x_pixel"][0]:
+        raise UserError(f"{file}: /{e}/{_DET}x_pixel_size and y_pixel_size differ (rapidtomo needs square pixels)")
+    angle = None
+    if angle_dataset is not None:
+        a = report.read(f, file, f"/{e}/{angle_dataset}", unit="deg", ndim=0, required=False)
+        if a is None:
+            raise UserError(f"{file}: missing dataset /{e}/{angle_dataset} (the rotation angle; or give --angles-csv)")
+        angle = float(a)
+    return _Entry(I, bad, t, geo, angle, _entry_probe(f, e, file, I.shape[1:], report))
+
+
 def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAULT_ANGLE_DATASET,
              probe_file=None, center: bool = True, report: ImportReport | None = None) -> ScanData:
     """Read CXI files into a :class:`ScanData` on the grid ``volume_shape (Z, Y, X)``.
 
-    Voxel size: dy = dx = the object pixel λz/(h·p) of the detector geometry, dz = dx.
+    Voxel size: dy = dx = the object pixel λz/(w·p) of the detector geometry, dz = dx.
     Raises :class:`UserError` (file and field) for anything missing, inconsistent or implausible.
     """
     report = report or ImportReport("cxi")
     files = [Path(p) for p in files]
     csv_angles = read_angles_csv(angles_csv) if angles_csv else None
-    patterns, translations, angles, probe, masks = [], [], [], None, None
+    entries: list[_Entry] = []
     geometry: dict[str, tuple[float, str]] = {}
     for file in files:
         with open_h5(file) as f:
-            entries = _entries(f, file)
-            if csv_angles is not None and len(entries) > 1:
-                raise UserError(f"{file}: holds {len(entries)} entries; --angles-csv maps one angle per file, "
+            names = _entries(f, file)
+            if csv_angles is not None and len(names) > 1:
+                raise UserError(f"{file}: holds {len(names)} entries; --angles-csv maps one angle per file, "
                                 f"give the angles in /entry_N/{angle_dataset} instead")
-            for e in entries:
-                I = report.read(f, file, *(f"/{e}/{p}" for p in _DATA), unit="photons", ndim=3, finite=False)
-                mask = report.read(f, file, f"/{e}/{_DET}mask", ndim=2, required=False)
-                if mask is not None and mask.shape != I.shape[1:]:
-                    raise UserError(f"{file}: /{e}/{_DET}mask shape {mask.shape} differs from the patterns' "
-                                    f"{I.shape[1:]}")
-                bad = np.zeros(I.shape[1:], bool) if mask is None else mask != 0
-                good = I[:, ~bad]
-                if not np.all(np.isfinite(good)):
-                    raise UserError(f"{file}: /{e}/{_DATA[0]} contains NaN or infinite values outside the mask")
-                if np.any(good < 0):
-                    raise UserError(f"{file}: /{e}/{_DATA[0]} contains negative values outside the mask")
-                if patterns and I.shape[1:] != patterns[0].shape[1:]:
-                    raise UserError(f"{file}: /{e}/{_DATA[0]} patterns are {I.shape[1:]}, the first file's "
-                                    f"{patterns[0].shape[1:]}")
-                if patterns and len(I) != len(patterns[0]):
-                    raise UserError(f"{file}: /{e}/{_DATA[0]} has {len(I)} patterns, the first file {len(patterns[0])} "
-                                    "(rapidtomo needs the same scan at every angle)")
-                masks = bad if masks is None else masks | bad
-                t = report.read(f, file, *(f"/{e}/{p}" for p in _TRANSLATION), unit="m", ndim=2)
-                if t.shape != (len(I), 3):
-                    raise UserError(f"{file}: /{e}/{_TRANSLATION[0]} must be (n_pos, 3) = ({len(I)}, 3), "
-                                    f"has shape {t.shape}")
-                if np.abs(t).max(initial=0) > 1:
-                    raise UserError(f"{file}: /{e}/{_TRANSLATION[0]} reaches {np.abs(t).max():g}, not a sample "
-                                    "translation in metres (µm or mm?)")
-                geo = {
-                    "energy": (energy_kev(f, e, file, report), "keV"),
-                    "distance": (_in_range(float(report.read(f, file, f"/{e}/{_DET}distance", unit="m", ndim=0)),
-                                           1e-3, 100, file, f"/{e}/{_DET}distance", "m", "expected 1 mm..100 m"), "m"),
-                }
-                for ax in ("x", "y"):
-                    field = f"/{e}/{_DET}{ax}_pixel_size"
-                    geo[f"{ax}_pixel_size"] = (_in_range(float(report.read(f, file, field, unit="m", ndim=0)),
-                                                         1e-7, 1e-2, file, field, "m", "expected 0.1 µm..1 cm"), "m")
-                if abs(geo["x_pixel_size"][0] - geo["y_pixel_size"][0]) > 1e-9 * geo["x_pixel_size"][0]:
-                    raise UserError(f"{file}: /{e}/{_DET}x_pixel_size and y_pixel_size differ "
-                                    "(rapidtomo needs square detector pixels)")
-                for k, (v, unit) in geo.items():
+            for e in names:
+                en = _read_entry(f, e, file, None if csv_angles is not None else angle_dataset, report)
+                if csv_angles is not None:
+                    en.angle_deg = angle_from_csv(csv_angles, file, angles_csv)
+                if entries and en.patterns.shape[1:] != entries[0].patterns.shape[1:]:
+                    raise UserError(f"{file}: /{e} patterns are {en.patterns.shape[1:]}, the first file's "
+                                    f"{entries[0].patterns.shape[1:]}")
+                if entries and len(en.patterns) != len(entries[0].patterns):
+                    raise UserError(f"{file}: /{e} has {len(en.patterns)} patterns, the first file "
+                                    f"{len(entries[0].patterns)} (rapidtomo needs the same scan at every angle)")
+                for k, (v, unit) in en.geometry.items():
                     ref = geometry.setdefault(k, (v, str(file)))
                     if abs(v - ref[0]) > 1e-6 * abs(ref[0]):
                         raise UserError(f"{file}: /{e} {k} {v:g} {unit} differs from {ref[0]:g} {unit} in {ref[1]}")
-                if csv_angles is not None:
-                    angles.append(angle_from_csv(csv_angles, file, angles_csv))
-                else:
-                    a = report.read(f, file, f"/{e}/{angle_dataset}", unit="deg", ndim=0, required=False)
-                    if a is None:
-                        raise UserError(f"{file}: missing dataset /{e}/{angle_dataset} (the rotation angle; "
-                                        "or give --angles-csv)")
-                    angles.append(float(a))
-                if probe is None:
-                    probe = _entry_probe(f, e, file, I.shape[1:], report)
-                patterns.append(I)
-                translations.append(t)
+                entries.append(en)
+    probe = next((en.probe for en in entries if en.probe is not None), None)
     if probe_file is not None:
         probe = read_probe_file(probe_file, report)
         report.note(f"probe from {probe_file}")
@@ -169,35 +187,36 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
         raise UserError(f"{files[0]}: missing dataset /entry_1/{_PROBE[0]} or /entry_1/{_PROBE[1]} "
                         "(no probe in the files: give --probe FILE, e.g. your ptychography's probe)")
     probe = probe[None] if probe.ndim == 2 else probe
-    h, w = patterns[0].shape[1:]
+    h, w = entries[0].patterns.shape[1:]
     if probe.shape[1:] != (h, w):
         raise UserError(f"{probe_file or files[0]}: probe shape {probe.shape} does not match the patterns' "
                         f"({h}, {w}); the probe must be on the object grid, one pixel per detector pixel")
     if not np.iscomplexobj(probe):
         report.note("the probe is real: taken as a complex field with zero phase")
-    intensities = np.stack(patterns).astype(np.float32)
-    intensities[:, :, masks] = 0
-    t = np.stack(translations)
+    bad = np.logical_or.reduce([en.bad for en in entries])
+    intensities = np.stack([en.patterns for en in entries]).astype(np.float32)
+    intensities[:, :, bad] = 0
+    t = np.stack([en.translation for en in entries])
     positions = np.stack([-t[..., 1], -t[..., 0]], -1)  # probe (y, x) = −(sample t_y, t_x)
     if center:
         mid = (positions.min(axis=(0, 1)) + positions.max(axis=(0, 1))) / 2
         positions = positions - mid
         report.note(f"positions centred: the middle of the scanned range, (y, x) = ({-mid[0]:.6g}, {-mid[1]:.6g}) m "
                     "of sample translation, is put on the rotation axis and mid-height")
-    E, z, p = geometry["energy"][0], geometry["distance"][0], geometry["x_pixel_size"][0]
     attrs = {"imported_from": "cxi", "sources": [str(s) for s in files]}
-    n_bad = int(masks.sum())
+    n_bad = int(bad.sum())
     if n_bad:
         if n_bad > MAX_BAD_PIXELS:
             raise UserError(f"{files[0]}: /entry_1/{_DET}mask has {n_bad} bad pixels, more than the "
                             f"{MAX_BAD_PIXELS} a scan file's attributes can list (needs a mask dataset in io/scan.py)")
-        attrs["detector_bad_pixels"] = np.argwhere(masks).tolist()
+        attrs["detector_bad_pixels"] = np.argwhere(bad).tolist()
         report.note(f"{n_bad} bad detector pixels (mask nonzero) set to 0 and listed in detector_bad_pixels")
     report.note("energy converted J → keV; positions: probe (y, x) = −(sample translation y, x), CXI z ignored")
+    E, z, p = geometry["energy"][0], geometry["distance"][0], geometry["x_pixel"][0]
     dx = object_pixel_size_m(E, z, p, w)
     report.add("object pixel λz/(w·p)", dx, "m")
     try:
-        return ScanData(intensities, positions, np.asarray(angles), probe.astype(np.complex64), E, z, p,
-                        tuple(volume_shape), (dx, dx, dx), attrs)
+        return ScanData(intensities, positions, np.array([en.angle_deg for en in entries]), probe.astype(np.complex64),
+                        E, z, p, tuple(volume_shape), (dx, dx, dx), attrs)
     except ValueError as err:
         raise UserError(f"{files[0]}: {err}") from None
