@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "illumination) when the CXI files have none")
     p.add_argument("--no-center", dest="center", action="store_false",
                    help="cxi: keep the translations as given (already relative to the rotation axis and "
-                   "mid-height) instead of centring the scanned range")
+                   "mid-height) instead of centring the scanned range (centring: %(default)s)")
     p.add_argument("--phase-sign", choices=PHASE_SIGNS, default="auto",
                    help="φ = s·(the file's phase): +1, -1, or auto (matter comes out positive)")
     p.add_argument("--method", choices=["sart", "fbp"], default="sart", help="tomography of projections")
