@@ -124,7 +124,7 @@ def test_cli_ptychoshelves_angles_csv_dxchange_and_phase_sign_flag(tmp_path):
         f["exchange/data"] = np.tile(-psi, (len(angles), 1, 1))
         f["exchange/theta"] = angles
     assert run_import("dxchange", tmp_path / "proj.h5", "-o", tmp_path / "d.h5", "--volume-shape", W, 4, W,
-                      "--voxel-size", PIX, "--method", "fbp", "--phase-sign", "-1") == 0
+                      "--voxel-size", PIX, "--phase-sign", "-1") == 0  # the default SART
     check_cylinder(read_volume(tmp_path / "d.h5"))
     assert run_import("dxchange", tmp_path / "proj.h5", "-o", tmp_path / "d2.h5", "--volume-shape", W, 4, W,
                       "--voxel-size", PIX, "--method", "fbp", "--phase-sign", "+1") == 0
