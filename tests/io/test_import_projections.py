@@ -102,6 +102,7 @@ def test_cli_ptychodus_to_volume_by_fbp(tmp_path, capsys):
     vol = read_volume(out)
     check_cylinder(vol)
     assert vol.voxel_size_m == (PIX, PIX, PIX) and vol.attrs["quantity"] == "phase_rad_per_voxel"
+    assert vol.attrs["phase_sign"] == -1 and vol.attrs["imported_from"] == "ptychodus"
     info = json.loads(out.with_suffix(".json").read_text())
     assert "tomography" in info["timings_s"] and info["settings"]["phase_sign"] == "auto"
     assert "phase sign -1" in capsys.readouterr().out

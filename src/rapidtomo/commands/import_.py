@@ -121,7 +121,7 @@ def _tomography(proj, shape, voxel_size_m, args, report: ImportReport, timer: Ti
         except ValueError as e:
             raise UserError(f"{proj.sources[0]}: {e}") from None
     return Volume(vol, voxel_size_m, {"quantity": "phase_rad_per_voxel", "imported_from": args.format,
-                                      "method": args.method, "sources": proj.sources,
+                                      "method": args.method, "sources": proj.sources, "phase_sign": proj.phase_sign,
                                       "angles_deg": proj.angles_deg.tolist()})
 
 

@@ -30,4 +30,4 @@ def read_dxchange(path: str | Path, pixel_m: tuple[float, float], phase_sign: st
     if np.abs(theta).max(initial=0) > 360:
         raise UserError(f"{path}: /exchange/theta reaches {np.abs(theta).max():g}, not an angle in degrees")
     s = decide_sign(data, phase_sign, str(path), report)
-    return Projections((s * data).astype(np.float32), theta.astype(np.float64), pixel_m, [str(path)])
+    return Projections((s * data).astype(np.float32), theta.astype(np.float64), pixel_m, [str(path)], s)

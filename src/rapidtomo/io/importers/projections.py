@@ -31,12 +31,14 @@ class ObjectImage:
 
 @dataclass
 class Projections:
-    """Phase projections ``(n_angles, Y, W)`` in radians (φ ≥ 0 in matter), angles, pixel ``(dy, dx)``."""
+    """Phase projections ``(n_angles, Y, W)`` in radians (φ ≥ 0 in matter), angles, pixel ``(dy, dx)``,
+    and the factor s (±1) applied to the files' phase."""
 
     phase: np.ndarray
     angles_deg: np.ndarray
     pixel_m: tuple[float, float]
     sources: list[str] = field(default_factory=list)
+    phase_sign: int = 1
 
 
 def decide_sign(psi: np.ndarray, phase_sign: str, source: str, report: ImportReport) -> int:
@@ -101,4 +103,4 @@ def stack_objects(images: list[ObjectImage], phase_sign: str, report: ImportRepo
     report.note("phase: angle of the product of the layers, unwrapped if wrapped, offset = median of the "
                 "outer 5 % frame (vacuum)")
     return Projections((s * psi).astype(np.float32), np.array([im.angle_deg for im in images]), pix,
-                       [im.source for im in images])
+                       [im.source for im in images], s)

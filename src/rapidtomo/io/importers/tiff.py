@@ -32,4 +32,5 @@ def read_tiff(path: str | Path, voxel_size_m: tuple[float, float, float], phase_
         raise UserError(f"{path}: pages must be real phase values, are {data.dtype}")
     s = decide_sign(data, phase_sign, str(path), report)
     return Volume((s * data).astype(np.float32), voxel_size_m,
-                  {"quantity": "phase_rad_per_voxel", "imported_from": "tiff", "sources": [str(path)]})
+                  {"quantity": "phase_rad_per_voxel", "imported_from": "tiff", "sources": [str(path)],
+                   "phase_sign": s})
