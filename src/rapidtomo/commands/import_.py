@@ -125,6 +125,10 @@ def _tomography(proj, shape, voxel_size_m, args, report: ImportReport, timer: Ti
                                       "angles_deg": proj.angles_deg.tolist()})
 
 
+def _lengths(v) -> str:
+    return "(" + ", ".join(f"{x:.4g}" for x in v) + ")"
+
+
 def run(args) -> int:
     if args.out.suffix != ".h5":
         raise UserError(f"{args.out}: the output must end in .h5")
@@ -140,11 +144,11 @@ def run(args) -> int:
     with timer("write"):
         if args.format == "cxi":
             write_scan(args.out, result)
-            what = (f"scan {result.intensities.shape} (angles, positions, h, w), grid {result.volume_shape}, "
-                    f"voxel {tuple(f'{v:.4g}' for v in result.voxel_size_m)} m")
+            what = (f"scan {result.intensities.shape} (angles, positions, h, w), {result.energy_kev:.4g} keV, "
+                    f"grid {result.volume_shape}, voxel {_lengths(result.voxel_size_m)} m")
         else:
             write_volume(args.out, result)
-            what = f"volume {result.shape} (z, y, x), voxel {tuple(f'{v:.4g}' for v in result.voxel_size_m)} m"
+            what = f"volume {result.shape} (z, y, x), voxel {_lengths(result.voxel_size_m)} m"
     info = args.out.with_suffix(".json")
     write_run_info(info, "import", settings, timer.seconds, {"output": str(args.out), "report": report.to_dict()})
     print(report.text())

@@ -111,7 +111,7 @@ class _Entry:
 def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: ImportReport) -> _Entry:
     """Read and check one entry; ``angle_dataset`` None when the angles come from a CSV."""
     data = _first(f, e, _DATA)
-    I = report.read(f, file, *(f"/{e}/{p}" for p in _DATA), unit="photons", ndim=3, finite=False)
+    I = report.read(f, file, *(f"/{e}/{p}" for p in _DATA), ndim=3, finite=False, record=False)
     mask = report.read(f, file, f"/{e}/{_DET}mask", ndim=2, required=False)
     if mask is not None and mask.shape != I.shape[1:]:
         raise UserError(f"{file}: /{e}/{_DET}mask shape {mask.shape} differs from the patterns' {I.shape[1:]}")
@@ -121,6 +121,7 @@ def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: Import
         raise UserError(f"{file}: {data} contains NaN or infinite values outside the mask")
     if np.any(good < 0):
         raise UserError(f"{file}: {data} contains negative values outside the mask")
+    report.add(data, np.where(bad, np.nan, I), "photons (range outside the mask)", file)
     tpath = _first(f, e, _TRANSLATION)
     t = report.read(f, file, *(f"/{e}/{p}" for p in _TRANSLATION), unit="m", ndim=2)
     if t.shape != (len(I), 3):

@@ -89,11 +89,12 @@ class ImportReport:
         self.notes.append(text)
 
     def read(self, f: h5py.File, file: str | Path, *paths: str, unit: str = "", ndim: int | tuple[int, ...] | None = None,
-             required: bool = True, finite: bool = True) -> np.ndarray | None:
+             required: bool = True, finite: bool = True, record: bool = True) -> np.ndarray | None:
         """The first of ``paths`` present in ``f``, checked and recorded; None if absent and not required.
 
         ``ndim``: allowed numbers of dimensions (a scalar may be stored with shape (1,) or (1, 1)).
         ``finite``: refuse NaN or infinite values (in real and imaginary parts).
+        ``record``: add it to the report (False when the caller records a checked part of it).
         """
         for p in paths:
             if p in f and isinstance(f[p], h5py.Dataset):
@@ -106,7 +107,7 @@ class ImportReport:
             a = f[p][()]
         except (OSError, TypeError, ValueError) as e:
             raise UserError(f"{file}: {p} unreadable ({type(e).__name__}: {e})") from None
-        return self.check(a, file, p, unit=unit, ndim=ndim, finite=finite)
+        return self.check(a, file, p, unit=unit, ndim=ndim, finite=finite, record=record)
 
     def attr(self, obj, name: str, file: str | Path, field: str, unit: str = "", required: bool = True) -> float | None:
         """A numeric HDF5 attribute ``name`` of ``obj`` (recorded as ``field``); None if absent and not required."""
@@ -117,7 +118,7 @@ class ImportReport:
         return float(self.check(obj.attrs[name], file, field, unit=unit, ndim=0))
 
     def check(self, a, file: str | Path, field: str, unit: str = "", ndim: int | tuple[int, ...] | None = None,
-              finite: bool = True) -> np.ndarray:
+              finite: bool = True, record: bool = True) -> np.ndarray:
         """Check an array read from ``field`` of ``file`` (see :meth:`read`), record it and return it."""
         a = np.asarray(a)
         if a.dtype.names and {"real", "imag"} <= set(a.dtype.names):  # MATLAB v7.3 complex
@@ -133,7 +134,8 @@ class ImportReport:
             raise UserError(f"{file}: {field} must be numeric, has type {a.dtype}")
         if finite and not np.all(np.isfinite(a)):
             raise UserError(f"{file}: {field} contains NaN or infinite values")
-        self.add(field, a, unit, file)
+        if record:
+            self.add(field, a, unit, file)
         return a
 
     def to_dict(self) -> dict[str, Any]:
