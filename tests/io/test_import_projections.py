@@ -249,3 +249,24 @@ def test_tiff_malformed(tmp_path, capsys, args, words):
     assert run_import("tiff", tmp_path / "flat.tif", "-o", tmp_path / "g.h5", "--voxel-size", 1e-8) == 2
     assert "pages must have 3 dimensions" in capsys.readouterr().err
     assert not (tmp_path / "g.h5").exists()
+
+
+def test_objects_of_different_sizes_crop_and_disagreeing_pixels_refuse(tmp_path, capsys):
+    psi = cylinder_projection()
+    write_ptychodus(tmp_path / "a.h5", external_object(psi), angle=0.0)
+    write_ptychodus(tmp_path / "b.h5", external_object(np.pad(psi, 2)), angle=90.0)  # 4 px larger each way
+    rep = ImportReport("ptychodus")
+    proj = stack_objects([read_ptychodus(tmp_path / p, rep) for p in ("a.h5", "b.h5")], "auto", rep)
+    assert proj.phase.shape == (2, H, W)
+    np.testing.assert_allclose(proj.phase[1], psi, atol=1e-5)
+    assert any("cropped to their common central 12x20" in n for n in rep.notes)
+    write_ptychodus(tmp_path / "c.h5", external_object(psi), angle=45.0, pix=2 * PIX)
+    files = [tmp_path / "a.h5", tmp_path / "c.h5"]
+    assert run_import("ptychodus", *files, "-o", tmp_path / "o.h5", "--volume-shape", W, 4, W) == 2
+    assert f"{files[1]}: pixel size" in capsys.readouterr().err
+    assert run_import("ptychodus", tmp_path / "a.h5", "-o", tmp_path / "o.h5", "--volume-shape", W, 50, W) == 2
+    assert "fewer than --volume-shape Y = 50" in capsys.readouterr().err
+    assert run_import("ptychodus", tmp_path / "a.h5", "-o", tmp_path / "o.h5", "--volume-shape", W, 4, W,
+                      "--voxel-size", PIX, 2 * PIX, PIX) == 2
+    assert "differ from the files' pixel" in capsys.readouterr().err
+    assert not (tmp_path / "o.h5").exists()
