@@ -138,6 +138,22 @@ def test_cxi_angles_csv_probe_file_and_no_center(tmp_path, rng):
     np.testing.assert_allclose(r.positions_m, s.positions_m - STAGE_OFFSET[[1, 0]], rtol=0, atol=1e-12)
 
 
+def test_cxi_wavelength_instead_of_energy_and_another_angle_dataset(tmp_path, rng):
+    s = small_scan(rng, n_angles=2)
+    files = [tmp_path / f"a{i}.cxi" for i in range(2)]
+    for i, p in enumerate(files):
+        write_cxi(p, s, [i], angle=False)
+        with h5py.File(p, "a") as f:
+            del f["entry_1/instrument_1/source_1/energy"]
+            f["entry_1/instrument_1/source_1/wavelength"] = s.wavelength_m
+            f["entry_1/sample_1/rotation_deg"] = s.angles_deg[i]
+    assert run_import("cxi", *files, "-o", tmp_path / "s.h5", "--volume-shape", 4, 6, 8,
+                      "--angle-dataset", "/entry_1/sample_1/rotation_deg") == 0
+    r = read_scan(tmp_path / "s.h5")
+    assert r.energy_kev == pytest.approx(8.8, rel=1e-12)
+    np.testing.assert_array_equal(r.angles_deg, s.angles_deg)
+
+
 def _edit(path, field, value):
     with h5py.File(path, "a") as f:
         del f[field]

@@ -156,6 +156,7 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
     """
     report = report or ImportReport("cxi")
     files = [Path(p) for p in files]
+    angle_dataset = re.sub(r"^/?entry_\d+/", "", angle_dataset).lstrip("/")  # relative to each entry
     csv_angles = read_angles_csv(angles_csv) if angles_csv else None
     entries: list[_Entry] = []
     geometry: dict[str, tuple[float, str]] = {}
