@@ -4,7 +4,8 @@
 from, shapes, dtype, unit, value range) and notes on conversions; ``text()`` is printed,
 ``to_dict()`` goes into the JSON written beside the output. :meth:`ImportReport.read` reads an
 HDF5 dataset, checks it and records it; any problem is a :class:`~rapidtomo.errors.UserError`
-naming the file and the field, so an importer stops before anything is written.
+naming the file and the field, so an importer stops before anything is written. Shared by
+every importer: :func:`open_h5`, and the ``--angles-csv`` table (:func:`read_angles_csv`).
 """
 from __future__ import annotations
 
