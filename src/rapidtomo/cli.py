@@ -16,6 +16,7 @@ from .errors import UserError
 COMMANDS = {
     "simulate": "simulate",
     "phantom": "phantom",
+    "import": "import_",
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",

@@ -1,0 +1,224 @@
+"""CXI ptychography files (one per angle, or several ``/entry_N`` in one file) → a rapidtomo scan.
+
+Read per entry (each ``/entry_N`` is one rotation angle; paths below are relative to it)::
+
+    data_1/data or instrument_1/detector_1/data    (n_pos, h, w) photons, DC at the centre
+    instrument_1/detector_1/distance               sample-detector distance (m)
+    instrument_1/detector_1/x_pixel_size, y_pixel_size   detector pixel (m), must be equal
+    instrument_1/detector_1/mask                   (h, w), optional, nonzero = bad pixel
+    instrument_1/source_1/energy (J) or wavelength (m)
+    sample_1/geometry_1/translation or data_1/translation   (n_pos, 3) sample (x, y, z) in m
+    instrument_1/source_1/illumination or image_1/data      probe (h, w) or (M, h, w), optional
+    ptychodus/tomography_angle_deg (or --angle-dataset)     rotation angle (degrees)
+
+Conversions: probe position = −(sample translation); rapidtomo's (y, x) = (−t_y, −t_x) (CXI x
+is horizontal, y vertical, z along the beam, ignored); centred on the middle of the scanned
+range over all angles (the scan's centre on the rotation axis and mid-height) unless
+``center=False``; energy J → keV. Bad pixels (the union of the masks) are set to 0 and listed in
+``attrs["detector_bad_pixels"]`` as ``[row, col]`` pairs. The probe is taken as stored (on the
+object grid, pixel λz/(h·p)); without one in the files a probe file is required.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import UserError
+from ...physics.geometry import PLANCK_EV_S, SPEED_OF_LIGHT_M_S, object_pixel_size_m
+from ..scan import ScanData
+from .report import ImportReport, angle_from_csv, open_h5, read_angles_csv
+
+ELECTRON_VOLT_J = 1.602176634e-19
+DEFAULT_ANGLE_DATASET = "ptychodus/tomography_angle_deg"
+MAX_BAD_PIXELS = 2000  # listed in the scan's attributes (an HDF5 attribute holds ≤ 64 kB)
+
+_DATA = ("data_1/data", "instrument_1/detector_1/data")
+_DET = "instrument_1/detector_1/"
+_SRC = "instrument_1/source_1/"
+_TRANSLATION = ("sample_1/geometry_1/translation", "data_1/translation")
+_PROBE = ("instrument_1/source_1/illumination", "image_1/data")
+
+
+def _entry_names(f) -> list[str]:
+    return sorted((n for n in f if re.fullmatch(r"entry_\d+", n)), key=lambda n: int(n[6:]))
+
+
+def _entries(f, file) -> list[str]:
+    names = _entry_names(f)
+    if not names:
+        raise UserError(f"{file}: no /entry_1 group (not a CXI file?)")
+    return names
+
+
+def _in_range(value: float, lo: float, hi: float, file, field: str, unit: str, hint: str) -> float:
+    if not lo <= value <= hi:
+        raise UserError(f"{file}: {field} = {value:g} is not a plausible value in {unit} ({hint})")
+    return float(value)
+
+
+def energy_kev(f, e: str, file, report: ImportReport) -> float:
+    """Photon energy in keV from ``source_1/energy`` (J) or ``source_1/wavelength`` (m)."""
+    E = report.read(f, file, f"/{e}/{_SRC}energy", unit="J", ndim=0, required=False)
+    if E is not None:
+        hint = ("CXI stores joules; this looks like keV" if 0.1 <= E <= 1000 else
+                "CXI stores joules; this looks like eV" if 100 <= E <= 1e7 else "expected 1.6e-17..1.6e-13 J")
+        return _in_range(float(E), 1.6e-17, 1.6e-13, file, f"/{e}/{_SRC}energy", "J", hint) / ELECTRON_VOLT_J / 1e3
+    lam = report.read(f, file, f"/{e}/{_SRC}wavelength", unit="m", ndim=0, required=False)
+    if lam is None:
+        raise UserError(f"{file}: missing dataset /{e}/{_SRC}energy or /{e}/{_SRC}wavelength")
+    lam = _in_range(float(lam), 1e-12, 1e-8, file, f"/{e}/{_SRC}wavelength", "m", "expected 1e-12..1e-8 m")
+    return PLANCK_EV_S * SPEED_OF_LIGHT_M_S / lam / 1e3
+
+
+def read_probe_file(path: str | Path, report: ImportReport) -> np.ndarray:
+    """Probe modes ``(M, h, w)`` from a rapidtomo scan (``/entry/probe``) or a CXI file."""
+    with open_h5(path) as f:
+        paths = ("/entry/probe",) + tuple(f"/{e}/{p}" for e in _entry_names(f) for p in _PROBE)
+        p = report.read(f, path, *paths, unit="sqrt(photons)", ndim=(2, 3))
+    return p[None] if p.ndim == 2 else p
+
+
+def _entry_probe(f, e: str, file, window: tuple[int, int], report: ImportReport) -> np.ndarray | None:
+    """``source_1/illumination``, else ``image_1/data`` if it has the patterns' size (else it is
+    taken for the reconstructed object, CXI's other use of image_1), else None."""
+    probe = report.read(f, file, f"/{e}/{_PROBE[0]}", unit="sqrt(photons)", ndim=(2, 3), required=False)
+    image = f.get(f"/{e}/{_PROBE[1]}")
+    if probe is None and image is not None and image.shape[-2:] == tuple(window):
+        probe = report.read(f, file, f"/{e}/{_PROBE[1]}", unit="sqrt(photons)", ndim=(2, 3))
+    return probe
+
+
+def _first(f, e: str, paths: tuple[str, ...]) -> str:
+    """The first of ``/e/paths`` in ``f`` (or the first name, for the error that follows)."""
+    return next((f"/{e}/{p}" for p in paths if f"/{e}/{p}" in f), f"/{e}/{paths[0]}")
+
+
+@dataclass
+class _Entry:
+    """One angle as read from one ``/entry_N``: patterns, bad pixels, translations, geometry, angle, probe."""
+
+    patterns: np.ndarray
+    bad: np.ndarray
+    translation: np.ndarray
+    geometry: dict[str, tuple[float, str]]
+    angle_deg: float | None
+    probe: np.ndarray | None
+
+
+def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: ImportReport) -> _Entry:
+    """Read and check one entry; ``angle_dataset`` None when the angles come from a CSV."""
+    data = _first(f, e, _DATA)
+    I = report.read(f, file, *(f"/{e}/{p}" for p in _DATA), ndim=3, finite=False, record=False)
+    mask = report.read(f, file, f"/{e}/{_DET}mask", ndim=2, required=False)
+    if mask is not None and mask.shape != I.shape[1:]:
+        raise UserError(f"{file}: /{e}/{_DET}mask shape {mask.shape} differs from the patterns' {I.shape[1:]}")
+    bad = np.zeros(I.shape[1:], bool) if mask is None else mask != 0
+    good = I[:, ~bad]
+    if not np.all(np.isfinite(good)):
+        raise UserError(f"{file}: {data} contains NaN or infinite values outside the mask")
+    if np.any(good < 0):
+        raise UserError(f"{file}: {data} contains negative values outside the mask")
+    report.add(data, np.where(bad, np.nan, I), "photons (range outside the mask)", file)
+    tpath = _first(f, e, _TRANSLATION)
+    t = report.read(f, file, *(f"/{e}/{p}" for p in _TRANSLATION), unit="m", ndim=2)
+    if t.shape != (len(I), 3):
+        raise UserError(f"{file}: {tpath} must be (n_pos, 3) = ({len(I)}, 3), has shape {t.shape}")
+    if np.abs(t).max(initial=0) > 1:
+        raise UserError(f"{file}: {tpath} reaches {np.abs(t).max():g}, not a sample translation in metres (µm or mm?)")
+    distance = f"/{e}/{_DET}distance"
+    geo = {"energy": (energy_kev(f, e, file, report), "keV"),
+           "distance": (_in_range(float(report.read(f, file, distance, unit="m", ndim=0)), 1e-3, 100, file,
+                                  distance, "m", "expected 1 mm..100 m"), "m")}
+    for ax in ("x", "y"):
+        field = f"/{e}/{_DET}{ax}_pixel_size"
+        geo[f"{ax}_pixel"] = (_in_range(float(report.read(f, file, field, unit="m", ndim=0)), 1e-7, 1e-2, file,
+                                        field, "m", "expected 0.1 µm..1 cm"), "m")
+    if abs(geo["x_pixel"][0] - geo["y_pixel"][0]) > 1e-9 * geo["x_pixel"][0]:
+        raise UserError(f"{file}: /{e}/{_DET}x_pixel_size and y_pixel_size differ (rapidtomo needs square pixels)")
+    angle = None
+    if angle_dataset is not None:
+        a = report.read(f, file, f"/{e}/{angle_dataset}", unit="deg", ndim=0, required=False)
+        if a is None:
+            raise UserError(f"{file}: missing dataset /{e}/{angle_dataset} (the rotation angle; or give --angles-csv)")
+        angle = float(a)
+    return _Entry(I, bad, t, geo, angle, _entry_probe(f, e, file, I.shape[1:], report))
+
+
+def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAULT_ANGLE_DATASET,
+             probe_file=None, center: bool = True, report: ImportReport | None = None) -> ScanData:
+    """Read CXI files into a :class:`ScanData` on the grid ``volume_shape (Z, Y, X)``.
+
+    Voxel size: dy = dx = the object pixel λz/(w·p) of the detector geometry, dz = dx.
+    Raises :class:`UserError` (file and field) for anything missing, inconsistent or implausible.
+    """
+    report = report or ImportReport("cxi")
+    files = [Path(p) for p in files]
+    angle_dataset = re.sub(r"^/?entry_\d+/", "", angle_dataset).lstrip("/")  # relative to each entry
+    csv_angles = read_angles_csv(angles_csv) if angles_csv else None
+    entries: list[_Entry] = []
+    geometry: dict[str, tuple[float, str]] = {}
+    for file in files:
+        with open_h5(file) as f:
+            names = _entries(f, file)
+            if csv_angles is not None and len(names) > 1:
+                raise UserError(f"{file}: holds {len(names)} entries; --angles-csv maps one angle per file, "
+                                f"give the angles in /entry_N/{angle_dataset} instead")
+            for e in names:
+                en = _read_entry(f, e, file, None if csv_angles is not None else angle_dataset, report)
+                if csv_angles is not None:
+                    en.angle_deg = angle_from_csv(csv_angles, file, angles_csv)
+                if entries and en.patterns.shape[1:] != entries[0].patterns.shape[1:]:
+                    raise UserError(f"{file}: /{e} patterns are {en.patterns.shape[1:]}, the first file's "
+                                    f"{entries[0].patterns.shape[1:]}")
+                if entries and len(en.patterns) != len(entries[0].patterns):
+                    raise UserError(f"{file}: /{e} has {len(en.patterns)} patterns, the first file "
+                                    f"{len(entries[0].patterns)} (rapidtomo needs the same scan at every angle)")
+                for k, (v, unit) in en.geometry.items():
+                    ref = geometry.setdefault(k, (v, str(file)))
+                    if abs(v - ref[0]) > 1e-6 * abs(ref[0]):
+                        raise UserError(f"{file}: /{e} {k} {v:g} {unit} differs from {ref[0]:g} {unit} in {ref[1]}")
+                entries.append(en)
+    probe = next((en.probe for en in entries if en.probe is not None), None)
+    if probe_file is not None:
+        probe = read_probe_file(probe_file, report)
+        report.note(f"probe from {probe_file}")
+    elif probe is None:
+        raise UserError(f"{files[0]}: missing dataset /entry_1/{_PROBE[0]} or /entry_1/{_PROBE[1]} "
+                        "(no probe in the files: give --probe FILE, e.g. your ptychography's probe)")
+    probe = probe[None] if probe.ndim == 2 else probe
+    h, w = entries[0].patterns.shape[1:]
+    if probe.shape[1:] != (h, w):
+        raise UserError(f"{probe_file or files[0]}: probe shape {probe.shape} does not match the patterns' "
+                        f"({h}, {w}); the probe must be on the object grid, one pixel per detector pixel")
+    if not np.iscomplexobj(probe):
+        report.note("the probe is real: taken as a complex field with zero phase")
+    bad = np.logical_or.reduce([en.bad for en in entries])
+    intensities = np.stack([en.patterns for en in entries]).astype(np.float32)
+    intensities[:, :, bad] = 0
+    t = np.stack([en.translation for en in entries])
+    positions = np.stack([-t[..., 1], -t[..., 0]], -1)  # probe (y, x) = −(sample t_y, t_x)
+    if center:
+        mid = (positions.min(axis=(0, 1)) + positions.max(axis=(0, 1))) / 2
+        positions = positions - mid
+        report.note(f"positions centred: the middle of the scanned range, (y, x) = ({-mid[0]:.6g}, {-mid[1]:.6g}) m "
+                    "of sample translation, is put on the rotation axis and mid-height")
+    attrs = {"imported_from": "cxi", "sources": [str(s) for s in files]}
+    n_bad = int(bad.sum())
+    if n_bad:
+        if n_bad > MAX_BAD_PIXELS:
+            raise UserError(f"{files[0]}: /entry_1/{_DET}mask has {n_bad} bad pixels, more than the "
+                            f"{MAX_BAD_PIXELS} a scan file's attributes can list (needs a mask dataset in io/scan.py)")
+        attrs["detector_bad_pixels"] = np.argwhere(bad).tolist()
+        report.note(f"{n_bad} bad detector pixels (mask nonzero) set to 0 and listed in detector_bad_pixels")
+    report.note("energy converted J → keV; positions: probe (y, x) = −(sample translation y, x), CXI z ignored")
+    E, z, p = geometry["energy"][0], geometry["distance"][0], geometry["x_pixel"][0]
+    dx = object_pixel_size_m(E, z, p, w)
+    report.add("object pixel λz/(w·p)", dx, "m")
+    try:
+        return ScanData(intensities, positions, np.array([en.angle_deg for en in entries]), probe.astype(np.complex64),
+                        E, z, p, tuple(volume_shape), (dx, dx, dx), attrs)
+    except ValueError as err:
+        raise UserError(f"{files[0]}: {err}") from None
