@@ -49,9 +49,9 @@ def test_slab_sum_adjoint(gen, L, theta):
 
 
 @pytest.mark.parametrize("theta", [0.0, 0.6, -1.4])
-def test_slab_phases_adjoint_and_autograd(gen, theta):
-    """The operator's linear part (rotate → slab sums → pad in y): its adjoint is the chain of adjoints,
-    and autograd's vector-Jacobian product is that adjoint."""
+def test_slab_phases_adjoint(gen, theta):
+    """The operator's linear part (rotate → slab sums → pad in y): its adjoint is the chain of adjoints
+    (and autograd's vector-Jacobian product, checked by dot_test)."""
     shape = (6, 4, 10)
     grid = beam_grid(shape, (2e-8, 1e-8, 1e-8), (4, 4), 5)
     sampling = grid.beam_sampling(theta)
@@ -63,9 +63,6 @@ def test_slab_phases_adjoint_and_autograd(gen, theta):
     v = torch.rand(shape, dtype=torch.float64, generator=gen)
     y = torch.rand((5, grid.height, grid.width), dtype=torch.float64, generator=gen)
     dot_test(lambda x: slab_phases(x, theta, grid), adj, v, y)
-    leaf = v.clone().requires_grad_(True)
-    (slab_phases(leaf, theta, grid) * y).sum().backward()
-    torch.testing.assert_close(leaf.grad, adj(y))
 
 
 @pytest.mark.parametrize("regime", REGIMES)
