@@ -146,9 +146,37 @@ def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, so
 
 def predict(model: str | Path | LoadedModel, approximant: Volume, settings: PredictSettings | None = None,
             name: str = "approximant") -> Volume:
-    """Predict the golden-standard-quality volume ``(Z', 2Y, 2X)`` from an approximant ``(Z, Y, X)``
-    held in memory. ``Z'`` is the training target's z unless ``settings.z_slices`` says otherwise;
-    voxel sizes are ``(dz·Z/Z', dy/2, dx/2)``; values are phase in radians per voxel."""
+    """Predict the golden-standard-quality volume from an approximant held in memory.
+
+    Parameters
+    ----------
+    model : path or LoadedModel
+        A model file from ``rapidtomo train`` (loaded with ``weights_only=True``) or a loaded model.
+    approximant : Volume
+        The approximant, ``(Z, Y, X)``, phase in radians per voxel, voxel sizes ``(dz, dy, dx)``.
+    settings : PredictSettings, optional
+        Window, overlap, blending, batch size, device, normalisation and output slices; defaults
+        if None.
+    name : str
+        What the approximant is called in messages (e.g. its file name).
+
+    Returns
+    -------
+    Volume
+        ``(Z', 2Y, 2X)`` phase in radians per voxel, voxel sizes ``(dz·Z/Z', dy/2, dx/2)``, where
+        ``Z'`` is the training target's z unless ``settings.z_slices`` says otherwise; attributes
+        hold provenance (settings, model, source) and the model's variant.
+
+    Raises
+    ------
+    UserError
+        The model file is missing, corrupt or foreign, or the approximant is constant and
+        ``normalise = "volume"`` (its own statistics) cannot scale it.
+
+    See Also
+    --------
+    predict_file : the same from a volume file to a volume file, streaming (larger than memory).
+    """
     settings = settings or PredictSettings()
     device = pick_device(settings.device)
     m = _model(model, device)

@@ -122,10 +122,31 @@ def run_train(approximant_path: str | Path, target_path: str | Path, out: str | 
 
 
 def run_predict(model_path: str | Path, approximant_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
-    """Apply the model file ``model_path`` to the approximant volume file ``approximant_path``
-    (HDF5 or ``.zarr``, ``(Z, Y, X)``) and write ``out`` (HDF5 or ``.zarr``, ``(Z', 2Y, 2X)``),
-    streaming (:func:`rapidtomo.infer.predict_file`), from :class:`~rapidtomo.infer.PredictSettings`.
-    Returns the shapes, seconds and output voxels per second."""
+    """Apply a trained model to an approximant file and write the prediction and its sidecar.
+
+    Parameters
+    ----------
+    model_path : path
+        Model file from ``rapidtomo train``.
+    approximant_path : path
+        Approximant volume file (HDF5 or ``.zarr``), ``(Z, Y, X)``.
+    out : path
+        Output volume file (HDF5 or ``.zarr``), ``(Z', 2Y, 2X)``, written column by column
+        (:func:`rapidtomo.infer.predict_file`, neither volume need fit in memory) to a temporary
+        file or folder renamed when complete; ``OUT.json`` gets the settings and timings.
+    settings : rapidtomo.infer.PredictSettings
+
+    Returns
+    -------
+    dict
+        ``input_shape``, ``output_shape``, ``seconds``, ``output_voxels_per_s`` and ``timings``.
+
+    Raises
+    ------
+    UserError
+        A file is missing, malformed or holds NaN, the model is corrupt or foreign, or the
+        approximant is constant; an existing ``out`` is left as it was.
+    """
     from .infer import predict_file
     timer = Timer()
     with timer("predict"):
