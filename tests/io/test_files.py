@@ -109,6 +109,7 @@ def test_volume_round_trip_both_formats_and_streaming_open(tmp_path, rng, suffix
     np.testing.assert_array_equal(r.data, v.data)
     np.testing.assert_array_equal(r.attenuation, v.attenuation)
     assert r.voxel_size_m == v.voxel_size_m and r.attrs["quantity"] == "phase" and r.attrs["n"] == 3
+    assert type(r.attrs["n"]) is int  # plain Python, so the attributes go on into JSON provenance
     with open_volume(path) as f:  # slices read without loading the rest
         assert f.shape == (3, 4, 5)
         np.testing.assert_array_equal(f.data[:, 1:3, 4:5], v.data[:, 1:3, 4:5])

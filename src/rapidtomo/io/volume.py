@@ -108,6 +108,13 @@ def _zarr_attr(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _attr_from_file(v: Any) -> Any:
+    """An attribute as Python: bytes decoded, numpy scalars as int/float/str (so JSON takes them)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _open_arrays(path: Path) -> tuple[Any, Any, Callable[[], None]]:
     """(volume array, attenuation array or None, closer) of an existing file or zarr store."""
     if is_zarr(path):
@@ -149,7 +156,7 @@ def open_volume(path: str | Path) -> VolumeFile:
             raise UserError(f"{path}: /volume voxel_size_m must be three positive lengths, got {vs.tolist()}")
         if att is not None and att.shape != d.shape:
             raise UserError(f"{path}: /attenuation shape {att.shape} differs from /volume {d.shape}")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in d.attrs.items() if k != "voxel_size_m"}
+        attrs = {k: _attr_from_file(v) for k, v in d.attrs.items() if k != "voxel_size_m"}
     except BaseException:
         close()
         raise
