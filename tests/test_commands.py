@@ -120,3 +120,16 @@ def test_paper_preset_is_the_one_source_and_consistent():
         two = ctx.settings[name]
         grid = beam_grid(sim.shape, (sim.voxel_size_m,) * 3, (sim.detector_size,) * 2, two.n_slices)
         assert grid.n_beam * grid.beam_step_m / two.n_slices <= 2 * sim.voxel_size_m ** 2 / wavelength_m(sim.energy_kev)
+
+
+def test_depth_of_field_note_names_the_slices_needed():
+    from types import SimpleNamespace
+
+    from rapidtomo.physics.geometry import wavelength_m
+    from rapidtomo.stages import depth_of_field_note
+    sim = preset("paper")["simulate"]
+    scan = SimpleNamespace(intensities=np.zeros((1, 1, 256, 256)), volume_shape=tuple(sim["shape"]),
+                           voxel_size_m=(sim["voxel_size_m"],) * 3, wavelength_m=wavelength_m(8.8))
+    note = depth_of_field_note(scan, 1)
+    assert "thicker than the depth of field 2.82 µm" in note and "n_slices >= 3" in note
+    assert depth_of_field_note(scan, preset("paper")["golden"]["n_slices"]) is None

@@ -7,6 +7,7 @@ field) for bad input, writes every file atomically, and returns a summary dict f
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from . import rundir
 from .errors import UserError
 from .io import read_scan, read_volume, write_scan, write_volume
 from .runinfo import Timer, provenance, write_run_info
+
+log = logging.getLogger("rapidtomo.stages")
 
 
 def info_path(out: str | Path) -> Path:
@@ -63,6 +66,9 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     timer = Timer()
     with timer("read"):
         scan = read_scan(scan_path)
+    notes = [n for n in [depth_of_field_note(scan, settings.n_slices)] if n]
+    for n in notes:
+        log.warning(f"{scan_path}: {n}")
     try:
         with timer("two_step"):
             vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"))
@@ -72,8 +78,24 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     with timer("write"):
         write_volume(out, vol)
     timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], tomography=vol.attrs["seconds_tomography"])
-    write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds, {"sources": [str(scan_path)]})
-    return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds}
+    write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
+                   {"sources": [str(scan_path)], "notes": notes})
+    return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes}
+
+
+def depth_of_field_note(scan, n_slices: int) -> str | None:
+    """A warning when the per-angle ptychography's slices are thicker than the depth of field
+    2·dx²/λ (docs/reconstruction.md): the beam-grid depth / ``n_slices`` must not exceed it."""
+    from .physics.geometry import beam_grid
+    h, w = scan.intensities.shape[-2:]
+    grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), n_slices)
+    slice_m = grid.n_beam * grid.beam_step_m / n_slices
+    dof_m = 2 * scan.voxel_size_m[2] ** 2 / scan.wavelength_m
+    if slice_m <= dof_m:
+        return None
+    need = -(-grid.n_beam * grid.beam_step_m // dof_m)
+    return (f"n_slices = {n_slices} gives {slice_m * 1e6:.3g} µm slices, thicker than the depth of field "
+            f"{dof_m * 1e6:.3g} µm (2·dx²/λ); use n_slices >= {int(need)}")
 
 
 def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
