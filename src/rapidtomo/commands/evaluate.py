@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ..rundir import STEM_NAMES
+from ..rundir import METRICS, STEM_NAMES
 
 HELP = "compare volumes with a reference (PCC, MS-SSIM, BER, DICE); writes metrics.json and prints a table"
 
@@ -42,7 +42,7 @@ def run(args) -> int:
     vols = [named_path(v) for v in args.volumes]
     if len(dict(vols)) != len(vols) or len(dict(refs)) != len(refs):
         raise UserError("two volumes or two references have the same name; name them NAME=PATH")
-    out = args.out or refs[0][1].parent / "metrics.json"
+    out = args.out or refs[0][1].parent / METRICS
     result = run_evaluate(dict(vols), dict(refs), out, region)
     print(metrics_table(result))
     print(f"wrote {out}")
