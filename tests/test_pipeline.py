@@ -1,6 +1,5 @@
 """The pipeline's stage keys and skipping (fast), and the whole method end to end (slow)."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -128,3 +127,13 @@ def test_the_pipeline_simulate_stage_writes_provenance_like_the_command(tmp_path
         assert json.loads(attrs["sources"]) == [str(phantom)]
     info = json.loads((tmp_path / "run" / "simulate.json").read_text())
     assert info["stage"] == "simulate" and info["n_patterns"]["reduced"] > 0
+
+
+def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
+    from rapidtomo.cli import main
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[pipeline]\nscan_reduced = "{tmp_path / "r.h5"}"\n')
+    assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: [pipeline]: scan_reduced needs scan_nominal" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

@@ -75,9 +75,9 @@ def settings_from(cls: type[S], section: str, values: dict[str, Any], source: st
         return cls(**values)
     except pydantic.ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or section
+        where = " ".join([f"[{section}]"] + [".".join(str(p) for p in err["loc"])] * bool(err["loc"]))
         msg = err["msg"].removeprefix("Value error, ")
-        raise UserError(f"{source}: [{section}] {field}: {msg}") from None
+        raise UserError(f"{source}: {where}: {msg}") from None
 
 
 def preset_path(name: str) -> Path:

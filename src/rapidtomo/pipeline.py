@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from . import rundir
 from .config import Settings, load_config_file, settings_from
@@ -34,6 +34,14 @@ class PipelineSettings(Settings):
                                "grid); default: made here from the nominal scan")
     baselines: list[Literal["fbp", "sart"]] = Field(["fbp", "sart"], description="baselines from the reduced scan")
     seed: int = Field(0, description="seed for the simulation and the training")
+
+    @model_validator(mode="after")
+    def _check_inputs(self):
+        if self.scan_nominal and not self.scan_reduced:
+            raise ValueError("scan_nominal needs scan_reduced too (the approximant is made from it)")
+        if self.scan_reduced and not (self.scan_nominal or self.golden):
+            raise ValueError("scan_reduced needs scan_nominal (for the golden standard) or golden")
+        return self
 
 
 @dataclass
@@ -210,9 +218,7 @@ def _simulate(ctx: Context) -> dict:
 def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
     """(nominal, reduced) scan files: the user's (``[pipeline]``), else the simulated ones."""
     p = ctx.pipeline
-    if p.scan_nominal or p.scan_reduced:
-        if not (p.scan_nominal and p.scan_reduced) and not p.golden:
-            raise UserError("[pipeline] give both scan_nominal and scan_reduced (or scan_reduced and golden)")
+    if p.scan_reduced:  # PipelineSettings checked that scan_nominal or golden comes with it
         return (Path(p.scan_nominal) if p.scan_nominal else None, Path(p.scan_reduced))
     return ctx.path(rundir.SCAN_NOMINAL), ctx.path(rundir.SCAN_REDUCED)
 
