@@ -189,8 +189,8 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
         any grid with the physical extent of the reference (within 2 %); it is resampled onto it.
     out : path
         The metrics file (JSON): a ``vs_<reference>`` block per reference, ``{name: {pcc, ms_ssim,
-        ber, dice}}``, and the region, file names and, for an x-only fractional region,
-        ``region_x_fraction``.
+        ber, dice}}``, and the region, file names, ``timings_s`` and, for an x-only fractional
+        region, ``region_x_fraction``.
     region : rapidtomo.metrics.evaluate.Region, optional
         Part of each reference grid that is scored (e.g. the held-out x range); whole if None.
 
@@ -209,10 +209,13 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
 
     from .io.atomic import atomic_path
     from .metrics.evaluate import evaluate
-    loaded = {name: read_volume(path) for name, path in volumes.items()}
+    timer = Timer()
+    with timer("read"):
+        loaded = {name: read_volume(path) for name, path in volumes.items()}
     result = {}
     for ref_name, ref_path in references.items():
-        ref = read_volume(ref_path)
+        with timer("read"):
+            ref = read_volume(ref_path)
         for name, v in loaded.items():
             if any(abs(a - b) > 0.02 * b for a, b in zip(v.extent_m, ref.extent_m)):
                 raise UserError(f"{volumes[name]}: /volume extent {tuple(f'{e:.4g}' for e in v.extent_m)} m differs "
@@ -222,10 +225,12 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
                 region.slices(ref.shape)
             except ValueError as e:
                 raise UserError(f"region on {ref_path} (shape {ref.shape}): {e}") from None
-        result[f"vs_{ref_name}"] = evaluate(ref, loaded, region)
+        with timer("evaluate"):
+            result[f"vs_{ref_name}"] = evaluate(ref, loaded, region)
     info = {"region": region.text() if region else None, "region_x_fraction": _x_fraction(region),
             "references": {f"vs_{n}": str(p) for n, p in references.items()},
-            "volumes": {n: str(p) for n, p in volumes.items()}}
+            "volumes": {n: str(p) for n, p in volumes.items()},
+            "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()}}
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({**result, **info}, indent=2))
     return result
