@@ -38,6 +38,11 @@ from .loss import npcc, poly_lr
 
 log = logging.getLogger("rapidtomo.train")
 
+# the preset's default learning rates (lr(0), lr(end)): the paper's for its 21 M-parameter network;
+# 5x (resp. 2x) higher for the small one, which then converges in about a third of the epochs
+# (docs/benchmarks.md, "Training stage")
+PRESET_LR: dict[str, tuple[float, float]] = {"small": (1e-3, 1e-4), "paper": (2e-4, 5e-5)}
+
 # settings that may change between an interrupted run and its resumption
 RESUMABLE_CHANGES = {"epochs", "device", "patience"}
 
@@ -61,14 +66,16 @@ class TrainSettings(Settings):
     val_fraction: float = Field(0.1, ge=0, lt=1, description="width of the validation band, as a share of the "
                                 "training part's x (at least one patch; 0: no validation): the band next to the "
                                 "held-out part, which no training patch overlaps")
-    patience: int | None = Field(None, ge=1, description="early stopping: stop after this many epochs without a "
+    patience: int | None = Field(15, ge=1, description="early stopping: stop after this many epochs without a "
                                  "lower validation loss (none: run all epochs); the model file always holds the "
                                  "epoch with the lowest validation loss")
     flips: bool = Field(True, description="random flips along y and x (the same for input and target)")
-    epochs: int = Field(30, ge=1, description="passes over the training patches (paper: 200)")
+    epochs: int = Field(80, ge=1, description="passes over the training patches, at most (paper: 200)")
     batch_size: int = Field(2, ge=1, description="patches per step and process (paper: 2)")
-    lr_start: float = Field(2e-4, gt=0, description="initial learning rate lr(0) (Eq. 12)")
-    lr_end: float = Field(5e-5, ge=0, description="final learning rate lr(end) (Eq. 12)")
+    lr_start: float | None = Field(None, gt=0, description="initial learning rate lr(0) (Eq. 12); default: the "
+                                   "preset's, small 1e-3, paper 2e-4 (the paper's)")
+    lr_end: float | None = Field(None, ge=0, description="final learning rate lr(end) (Eq. 12); default: the "
+                                 "preset's, small 1e-4, paper 5e-5 (the paper's)")
     lr_power: float = Field(0.5, gt=0, description="power p of the polynomial decay (Eq. 12)")
     decay_steps: int | None = Field(None, ge=1, description="decay steps T (paper: 3e4); default: all steps")
     seed: int = Field(0, description="seed of initialisation, shuffling and flips")
@@ -85,6 +92,15 @@ class TrainSettings(Settings):
 
     def patch_size(self) -> int:
         return self.patch or preset_patch(self.preset)
+
+    def learning_rates(self) -> tuple[float, float]:
+        """(lr(0), lr(end)): the settings', else the preset's (:data:`PRESET_LR`)."""
+        start, end = PRESET_LR[self.preset]
+        return (start if self.lr_start is None else self.lr_start, end if self.lr_end is None else self.lr_end)
+
+    def lr(self, step: int, total_steps: int) -> float:
+        """Learning rate at ``step`` of ``total_steps`` (:func:`~rapidtomo.train.loss.poly_lr`)."""
+        return poly_lr(step, total_steps, *self.learning_rates(), self.lr_power)
 
 
 def checkpoint_path(out_path: str | Path) -> Path:
@@ -239,7 +255,7 @@ def _build(settings: TrainSettings, nz: int, distributed: bool, rank: int, world
     amp_dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     use_amp = cuda and settings.amp
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    opt = torch.optim.Adam(net.parameters(), lr=settings.lr_start)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.learning_rates()[0])
     model = (torch.nn.parallel.DistributedDataParallel(net, device_ids=[device] if cuda else None)
              if distributed else net)
     return _Run(distributed, rank, world, device, net, model, opt, scaler, amp_dtype, use_amp, channels_last)
@@ -283,7 +299,7 @@ def _train_epoch(run: _Run, data: PatchPairs, settings: TrainSettings, state: _S
         if run.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         for group in run.opt.param_groups:
-            group["lr"] = poly_lr(state.step, total_steps, settings.lr_start, settings.lr_end, settings.lr_power)
+            group["lr"] = settings.lr(state.step, total_steps)
         with run.autocast():
             out = run.model(x)
         loss = npcc(out.float(), y)
@@ -404,7 +420,7 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
                 if val_loss < state.best_val:
                     state.best_val, state.best_epoch, state.best_model = val_loss, state.epoch, _cpu_state(run.net)
                 record = {"epoch": state.epoch, "step": state.step,
-                          "lr": poly_lr(state.step, total_steps, settings.lr_start, settings.lr_end, settings.lr_power),
+                          "lr": settings.lr(state.step, total_steps),
                           "train_loss": loss_sum / count, "val_loss": val_loss,
                           "seconds": round(time.perf_counter() - t0, 3)}
                 state.history.append(record)
