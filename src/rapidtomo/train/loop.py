@@ -38,9 +38,9 @@ from .loss import npcc, poly_lr
 
 log = logging.getLogger("rapidtomo.train")
 
-# the preset's default learning rates (lr(0), lr(end)): the paper's for its 21 M-parameter network;
-# 5x (resp. 2x) higher for the small one, which then converges in about a third of the epochs
-# (docs/benchmarks.md, "Training stage")
+# the preset's default learning rates (lr(0), lr(end)): the paper's for its 21.6 M-parameter
+# network; 5x (resp. 2x) higher for the small one, which so reaches in 80 epochs a better held-out
+# PCC than in 200 with the paper's (docs/benchmarks.md, "Training stage on the demo's shapes")
 PRESET_LR: dict[str, tuple[float, float]] = {"small": (1e-3, 1e-4), "paper": (2e-4, 5e-5)}
 
 # settings that may change between an interrupted run and its resumption
@@ -56,7 +56,8 @@ class TrainSettings(Settings):
     widths: list[int] | None = Field(None, description="override: channels per encoder level (depth = length)")
     rates: list[int] | None = Field(None, description="override: in-plane atrous rates (default: preset's, "
                                     "paper's (6, 12, 18) scaled by patch/64)")
-    z_rates: list[int] | None = Field(None, description="override: (a1, a2) z dilations of the anisotropic module")
+    z_rates: list[int] | None = Field(None, description="override: (a1, a2) z dilations, in slices, of the "
+                                      "anisotropic module (default: the paper's (24, 30) scaled by Z/280)")
     norm: Norm | None = Field(None, description="override: normalisation (batch, instance, group, none)")
     patch: int | None = Field(None, ge=4, description="approximant patch in y and x (target patches are 2x); "
                               "default: the preset's")
