@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rapidtomo.infer import PredictSettings, predict, sliding_window, tile_margins
+from rapidtomo.infer import PredictSettings, _plan, predict, sliding_window, tile_margins
 from rapidtomo.io import Volume
 from rapidtomo.nn import LoadedModel, NetworkSettings, build_network, receptive_field
 
@@ -63,6 +63,9 @@ def test_too_small_an_overlap_warns_with_the_window_that_would_do(caplog):
         predict(m, vol, PredictSettings(window=16))
     # window 56: one window in y (24), x starts 0 and 24, so (56 − 24)/2 = 16 voxels kept from inner edges
     assert "receptive field reaches 16" in caplog.text and "--window 56 " in caplog.text
+    # uncovered, no output is dropped (it would make nothing exact); covered, the radius is
+    assert _plan(m, vol.shape, PredictSettings(window=16), "v")[2] == 0
+    assert _plan(m, vol.shape, PredictSettings(window=56), "v")[2] == 16
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="rapidtomo.infer"):
         predict(m, vol, PredictSettings(window=80))    # one window covers the volume: exact

@@ -9,11 +9,12 @@ result has no seams. Where the volume fits in one window the network runs once o
 
 Receptive field: a window's outputs within the network's receptive-field radius ``r``
 (:func:`rapidtomo.nn.receptive_field`) of an inner window edge (one not on the volume's border)
-saw zero padding where the whole volume has data. Those outputs get weight 0, up to the
-``(window − step)/2`` voxels that the overlap allows (so every voxel keeps a window). Where the
-overlap covers ``r``, tiled inference therefore equals whole-volume inference (for window starts
-on multiples of ``2**(depth−1)``, the network's pooling grid); where it does not, a warning says
-which window would.
+saw zero padding where the whole volume has data. Where the overlap can spare ``r`` voxels at
+each inner edge (``(window − step)/2 ≥ r``), those outputs get weight 0 and tiled inference
+equals whole-volume inference (for window starts on multiples of ``2**(depth−1)``, the
+network's pooling grid). Where it cannot, all outputs keep their Gaussian weights (dropping
+some would make nothing exact and, measured, lowers the held-out PCC by 0.002) and a warning
+names the window that would be exact.
 
 We use our own engine rather than MONAI's ``sliding_window_inference``: that one needs the whole
 input (and output) as one in-memory tensor, while volumes larger than memory must stream column
@@ -169,8 +170,8 @@ def _network_fn(m: LoadedModel, device: torch.device, amp: bool) -> Callable[[to
 
 def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings,
           name: str) -> tuple[int, int, int]:
-    """(output slices, window, margin); logs a z resampling, and warns when the tile overlap does
-    not cover the network's receptive field in y or x."""
+    """(output slices, window, margin); logs a z resampling. The margin is the receptive-field
+    radius in y, x where the tile overlap covers it, else 0, with a warning."""
     nz = settings.z_slices or int(m.training.get("target_z") or shape[0])
     if nz != shape[0]:
         log.warning(f"{name}: resampled along z from {shape[0]} to {nz} slices (linear)")
@@ -179,16 +180,17 @@ def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings
     kept = [tile_margins(patch_starts(n, min(window, n), settings.overlap), min(window, n), margin)
             for n in shape[1:]]
     tiled = [window < n for n in shape[1:]]
-    if any(t and k < margin for t, k in zip(tiled, kept)):
-        # the smallest window that keeps `margin`; a window covering the volume always does
-        need = next((w for w in range(window, max(shape[1:])) if
-                     all(tile_margins(patch_starts(n, min(w, n), settings.overlap), min(w, n), margin) >= margin
-                         for n in shape[1:] if w < n)), max(shape[1:]))
-        log.warning(f"{name}: the tile overlap keeps outputs {min(k for t, k in zip(tiled, kept) if t)} voxels "
-                    f"from inner tile edges, but the network's receptive field reaches {margin}: tiles see zero "
-                    f"padding where the volume has data, so the result depends on the tiling; use --window "
-                    f"{need} or more (or a larger --overlap) for tiles that equal whole-volume inference")
-    return nz, window, margin
+    if not any(t and k < margin for t, k in zip(tiled, kept)):
+        return nz, window, margin
+    # not covered: the smallest window that keeps `margin`; a window covering the volume always does
+    need = next((w for w in range(window, max(shape[1:])) if
+                 all(tile_margins(patch_starts(n, min(w, n), settings.overlap), min(w, n), margin) >= margin
+                     for n in shape[1:] if w < n)), max(shape[1:]))
+    log.warning(f"{name}: the tile overlap keeps outputs {min(k for t, k in zip(tiled, kept) if t)} voxels "
+                f"from inner tile edges, but the network's receptive field reaches {margin}: tiles see zero "
+                f"padding where the volume has data, so the result depends on the tiling; use --window "
+                f"{need} or more (or a larger --overlap) for tiles that equal whole-volume inference")
+    return nz, window, 0
 
 
 def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, source: Any) -> dict[str, Any]:
