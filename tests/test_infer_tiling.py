@@ -62,7 +62,12 @@ def test_too_small_an_overlap_warns_with_the_window_that_would_do(caplog):
     with caplog.at_level(logging.WARNING, logger="rapidtomo.infer"):
         predict(m, vol, PredictSettings(window=16))
     # window 56: one window in y (24), x starts 0 and 24, so (56 − 24)/2 = 16 voxels kept from inner edges
-    assert "receptive field reaches 16" in caplog.text and "--window 56 " in caplog.text
+    assert "receptive field reaches 16" in caplog.text and "--window 56 or more" in caplog.text
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rapidtomo.infer"):
+        predict(m, vol, PredictSettings(window=m.patch))   # the training condition: a note, not a warning
+    assert "receptive field" in caplog.text and {r.levelname for r in caplog.records} == {"INFO"}
     # uncovered, no output is dropped (it would make nothing exact); covered, the radius is
     assert _plan(m, vol.shape, PredictSettings(window=16), "v")[2] == 0
     assert _plan(m, vol.shape, PredictSettings(window=56), "v")[2] == 16

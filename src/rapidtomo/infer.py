@@ -14,7 +14,8 @@ each inner edge (``(window − step)/2 ≥ r``), those outputs get weight 0 and 
 equals whole-volume inference (for window starts on multiples of ``2**(depth−1)``, the
 network's pooling grid). Where it cannot, all outputs keep their Gaussian weights (dropping
 some would make nothing exact and, measured, lowers the held-out PCC by 0.002) and a warning
-names the window that would be exact.
+names the window that would be exact; with the training patch as window that is an info line,
+since the network learned with the same padding (and predicts best so, docs/network.md).
 
 We use our own engine rather than MONAI's ``sliding_window_inference``: that one needs the whole
 input (and output) as one in-memory tensor, while volumes larger than memory must stream column
@@ -171,7 +172,9 @@ def _network_fn(m: LoadedModel, device: torch.device, amp: bool) -> Callable[[to
 def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings,
           name: str) -> tuple[int, int, int]:
     """(output slices, window, margin); logs a z resampling. The margin is the receptive-field
-    radius in y, x where the tile overlap covers it, else 0, with a warning."""
+    radius in y, x where the tile overlap covers it, else 0, with a warning (an info line when
+    the window is the training patch: the network learned with that padding, and on the demo's
+    shapes predicts best with it, docs/network.md)."""
     nz = settings.z_slices or int(m.training.get("target_z") or shape[0])
     if nz != shape[0]:
         log.warning(f"{name}: resampled along z from {shape[0]} to {nz} slices (linear)")
@@ -186,10 +189,14 @@ def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings
     need = next((w for w in range(window, max(shape[1:])) if
                  all(tile_margins(patch_starts(n, min(w, n), settings.overlap), min(w, n), margin) >= margin
                      for n in shape[1:] if w < n)), max(shape[1:]))
-    log.warning(f"{name}: the tile overlap keeps outputs {min(k for t, k in zip(tiled, kept) if t)} voxels "
-                f"from inner tile edges, but the network's receptive field reaches {margin}: tiles see zero "
-                f"padding where the volume has data, so the result depends on the tiling; use --window "
-                f"{need} or more (or a larger --overlap) for tiles that equal whole-volume inference")
+    msg = (f"{name}: the tile overlap spares {min(k for t, k in zip(tiled, kept) if t)} voxels at inner tile "
+           f"edges, but the network's receptive field reaches {margin}: near their edges tiles see zero padding "
+           f"where the volume has data, so the result depends on the tiling (--window {need} or more would "
+           f"equal whole-volume inference)")
+    if window == m.patch:  # the training condition: patches saw the same padding, and predict best so
+        log.info(msg + "; the window is the training patch, as the network learned")
+    else:
+        log.warning(msg)
     return nz, window, 0
 
 
