@@ -1,4 +1,4 @@
-"""Rotation of a ``(z, y, x)`` volume about y onto the beam grid, its exact adjoint, and slabs.
+"""Rotation of a ``(z, y, x)`` volume about y onto the beam grid, slabs, and their exact adjoints.
 
 Sample rotated by θ: object point ``(z, x)`` → beam frame ``x' = x·cosθ + z·sinθ``,
 ``b = −x·sinθ + z·cosθ``. Each beam-grid sample ``(b, y, x')`` takes the bilinear interpolation
@@ -13,18 +13,20 @@ import math
 import numpy as np
 import torch
 
-from .geometry import BeamGrid
+from .geometry import BeamGrid, BeamSampling
 
 
 def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
                           dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear gather indices ``(4, P)`` into the flattened z–x plane and weights ``(4, P)``.
 
-    ``P = n_beam * width`` beam-plane samples; weights already include the factor beam_step/dz.
+    ``P = n_beam * width`` beam-plane samples, ``(n_beam, beam_step_m) = grid.beam_sampling(θ)``
+    centred on the axis; weights already include the factor beam_step/dz.
     """
     Z, _, X = grid.volume_shape
     dz, _, dx = grid.voxel_size_m
-    b = (np.arange(grid.n_beam) - (grid.n_beam - 1) / 2) * grid.beam_step_m
+    n_beam, step, _, _ = grid.beam_sampling(theta_rad)
+    b = (np.arange(n_beam) - (n_beam - 1) / 2) * step
     xp = (np.arange(grid.width) - (grid.width - 1) / 2) * dx
     B, XP = np.meshgrid(b, xp, indexing="ij")
     c, s = math.cos(theta_rad), math.sin(theta_rad)
@@ -40,7 +42,7 @@ def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
         inside = (iz >= 0) & (iz < Z) & (ix >= 0) & (ix < X)
         idx.append(np.where(inside, iz * X + ix, 0).ravel())
         wts.append(np.where(inside, w, 0.0).ravel())
-    scale = grid.beam_step_m / dz
+    scale = step / dz
     return (torch.as_tensor(np.stack(idx), dtype=torch.long, device=device),
             torch.as_tensor(np.stack(wts) * scale, dtype=dtype, device=device))
 
@@ -50,12 +52,14 @@ def _weights(grid, theta, like: torch.Tensor):
 
 
 def rotate_to_beam(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
-    """Phase per beam sample ``(n_beam, Y, width)`` of a phase-per-voxel volume ``(Z, Y, X)``."""
+    """Phase per beam sample ``(n_beam, Y, width)`` of a phase-per-voxel volume ``(Z, Y, X)``.
+
+    ``weights``: :func:`interpolation_weights` of this grid and angle (computed when None)."""
     Z, Y, X = volume.shape
     idx, w = weights if weights is not None else _weights(grid, theta_rad, volume)
     plane = volume.permute(1, 0, 2).reshape(Y, Z * X)
     out = (plane[:, idx] * w).sum(dim=1)  # (Y, P)
-    return out.reshape(Y, grid.n_beam, grid.width).permute(1, 0, 2)
+    return out.reshape(Y, -1, grid.width).permute(1, 0, 2)
 
 
 def rotate_to_beam_adjoint(beam: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
@@ -69,17 +73,41 @@ def rotate_to_beam_adjoint(beam: torch.Tensor, theta_rad: float, grid: BeamGrid,
     return out.reshape(Y, Z, X).permute(1, 0, 2)
 
 
+def sum_slabs(beam: torch.Tensor, sampling: BeamSampling, n_slabs: int) -> torch.Tensor:
+    """Sum beam samples ``(n_beam, ...)`` into their slabs → ``(n_slabs, ...)``.
+
+    ``sampling``: ``grid.beam_sampling(θ)`` (each sample's slabs and weights).
+    """
+    out = torch.zeros((n_slabs,) + tuple(beam.shape[1:]), dtype=beam.dtype, device=beam.device)
+    for idx, w in _slab_weights(sampling, beam):
+        out.index_add_(0, idx, beam * w)
+    return out
+
+
+def sum_slabs_adjoint(slabs: torch.Tensor, sampling: BeamSampling) -> torch.Tensor:
+    """Adjoint of :func:`sum_slabs`: each sample takes its slabs' values, weighted → ``(n_beam, ...)``."""
+    return sum(slabs[idx] * w for idx, w in _slab_weights(sampling, slabs))
+
+
+def _slab_weights(sampling: BeamSampling, like: torch.Tensor):
+    """``[(index (n_beam,), weight (n_beam, 1, …, 1))]`` for the two slabs of every sample."""
+    shape = (-1,) + (1,) * (like.ndim - 1)
+    real = like.real.dtype if like.is_complex() else like.dtype
+    return [(torch.as_tensor(i, device=like.device), torch.as_tensor(w, dtype=real, device=like.device).reshape(shape))
+            for i, w in zip(sampling.slab_index, sampling.slab_weight)]
+
+
 def slab_phases(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
     """Phase of each of the L slabs on the slice grid ``(L, height, width)`` (radians).
 
     The rotated volume's beam samples are summed in L consecutive groups (line integrals
-    through each slab) and padded with air (0) in y to the slice height.
+    through each slab of thickness ``grid.slab_thickness_m(θ)``) and padded with air (0) in y to
+    the slice height.
     """
-    beam = rotate_to_beam(volume, theta_rad, grid, weights)
-    L = grid.n_slabs
-    slabs = beam.reshape(L, grid.n_beam // L, beam.shape[1], grid.width).sum(dim=1)
-    pad = (grid.height - beam.shape[1]) // 2
-    return torch.nn.functional.pad(slabs, (0, 0, pad, grid.height - beam.shape[1] - pad))
+    sampling = grid.beam_sampling(theta_rad)
+    slabs = sum_slabs(rotate_to_beam(volume, theta_rad, grid, weights), sampling, grid.n_slabs)
+    pad = (grid.height - slabs.shape[1]) // 2
+    return torch.nn.functional.pad(slabs, (0, 0, pad, grid.height - slabs.shape[1] - pad))
 
 
 def project(volume: torch.Tensor, angles_rad, grid: BeamGrid) -> torch.Tensor:
