@@ -1,7 +1,7 @@
 """FFTW engine for the multislice forward model on the CPU, without autograd.
 
-Same model as :func:`rapidtomo.physics.multislice.forward_intensity` (docs/conventions.md), for
-numpy arrays: positions are processed in small batches whose working set ``(B, M, h, w)`` stays in
+Same model as :class:`rapidtomo.physics.multislice.Multislice` (docs/conventions.md), for numpy
+arrays, with the propagator it hands over (one kernel for both engines): positions are processed in small batches whose working set ``(B, M, h, w)`` stays in
 the L2 cache; each batch runs in one preallocated, aligned buffer with in-place FFTW plans
 (``FFTW_MEASURE``, made once per shape, dtype and thread count and kept); the ``1/(h·w)`` of the
 inverse FFT is folded into the propagator. Parallelism: ``threads`` worker threads, each with
@@ -14,7 +14,6 @@ stalling a multithreaded FFT at every barrier.
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -89,15 +88,6 @@ def clear_plans() -> None:
         _pool.clear()
 
 
-def propagator(shape: tuple[int, int], dz: float, wavelength_m: float, pixel_size_m: float, dtype) -> np.ndarray:
-    """P_Δz / (h·w): the transfer function with the inverse FFT's normalisation folded in."""
-    fy = np.fft.fftfreq(shape[0], d=pixel_size_m)
-    fx = np.fft.fftfreq(shape[1], d=pixel_size_m)
-    arg = 1.0 / wavelength_m**2 - fy[:, None] ** 2 - fx[None, :] ** 2
-    kernel = np.where(arg > 0, np.exp(1j * 2 * math.pi * dz * np.sqrt(np.maximum(arg, 0.0))), 0.0)
-    return (kernel / (shape[0] * shape[1])).astype(dtype)
-
-
 def _run_batch(eng: _Engine, windows, probe, prop, pos, out) -> None:
     """Intensities of ``len(pos)`` positions into ``out (n, h, w)``, fftshifted."""
     n = len(pos)
@@ -127,14 +117,15 @@ def _run_batch(eng: _Engine, windows, probe, prop, pos, out) -> None:
         np.add(acc[:, a_r, c0:c1:2], acc[:, a_r, c0 + 1:c1:2], out=out[:, o_r, o_c])
 
 
-def forward_intensity(slices: np.ndarray, probe: np.ndarray, positions: np.ndarray, *, wavelength_m: float,
-                      pixel_size_m: float, slice_spacing_m: float, threads: int = 1,
-                      batch_size: int | None = None) -> np.ndarray:
+def forward_intensity(slices: np.ndarray, probe: np.ndarray, positions: np.ndarray, *, propagator: np.ndarray,
+                      threads: int = 1, batch_size: int | None = None) -> np.ndarray:
     """Far-field intensities ``(N, h, w)`` of the multislice model with FFTW.
 
     ``slices (L, H, W)`` and ``probe (M, h, w)`` complex64 or complex128 (same dtype), ``positions
-    (N, 2)`` integer top-left corners inside the grid (not checked here). ``threads`` workers;
-    ``batch_size`` caps the cache-sized batch. Returns float32/float64.
+    (N, 2)`` integer top-left corners inside the grid (not checked here). ``propagator (h, w)``:
+    the transfer function P_Δz divided by ``h·w`` (the inverse FFT's normalisation), in the
+    slices' dtype (:class:`rapidtomo.physics.multislice.Multislice` makes it). ``threads``
+    workers; ``batch_size`` caps the cache-sized batch. Returns float32/float64.
     """
     if not available():
         raise RuntimeError("pyfftw is not installed")
@@ -148,7 +139,7 @@ def forward_intensity(slices: np.ndarray, probe: np.ndarray, positions: np.ndarr
     if N == 0:
         return out
     windows = np.lib.stride_tricks.sliding_window_view(slices, (h, w), axis=(1, 2))  # (L, H-h+1, W-w+1, h, w)
-    prop = propagator((h, w), slice_spacing_m, wavelength_m, pixel_size_m, dtype) if L > 1 else None
+    prop = np.asarray(propagator, dtype=dtype) if L > 1 else None
     B = batch_positions(M, (h, w), dtype.itemsize)
     if batch_size:
         B = min(B, int(batch_size))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,19 +52,29 @@ def _smallest_at_least(lo: float, ok) -> int:
     return n
 
 
+class BeamSampling(NamedTuple):
+    """Samples along the beam at one angle: ``n_beam`` samples ``step_m`` apart, centred on the
+    rotation axis; ``slab_of_sample (n_beam,)`` is the slab (0..L−1) each sample belongs to."""
+
+    n_beam: int
+    step_m: float
+    slab_of_sample: np.ndarray
+
+
 @dataclass(frozen=True)
 class BeamGrid:
     """Sampling of the rotated volume and of the multislice slices for one volume grid.
 
-    ``n_beam`` samples of ``beam_step_m`` along the beam (a multiple of ``n_slabs``), slices of
-    ``(height, width)`` pixels of ``pixel_m`` (= the volume's dy = dx), with the volume centred.
+    Slices of ``(height, width)`` pixels of ``pixel_m`` (= the volume's dy = dx), with the
+    volume centred, wide enough for every angle. Along the beam the L = ``n_slabs`` slabs follow
+    the sample: at angle θ they split the support's extent along the beam, :meth:`extent_m`, into
+    L equal slabs (:meth:`slab_thickness_m`, the multislice Δz of that angle), each sampled by
+    the same number of beam samples (:meth:`beam_sampling`).
     """
 
     volume_shape: tuple[int, int, int]
     voxel_size_m: tuple[float, float, float]
     n_slabs: int
-    n_beam: int
-    beam_step_m: float
     height: int
     width: int
 
@@ -71,10 +82,48 @@ class BeamGrid:
     def pixel_m(self) -> float:
         return self.voxel_size_m[2]
 
+    def extent_m(self, theta_rad: float) -> float:
+        """Extent along the beam of the support at θ: the volume's box ``Z·dz × X·dx`` projected,
+        ``|Z·dz·cosθ| + |X·dx·sinθ|`` (the operator must not depend on the volume's values)."""
+        Z, _, X = self.volume_shape
+        dz, _, dx = self.voxel_size_m
+        return abs(Z * dz * math.cos(theta_rad)) + abs(X * dx * math.sin(theta_rad))
+
+    def beam_sampling(self, theta_rad: float) -> BeamSampling:
+        """The samples along the beam at θ (see :class:`BeamSampling`).
+
+        ``L·s`` samples split the extent into the L slabs, ``s`` the fewest per slab whose step moves
+        at most one voxel along z and along x (so at θ = 0 with Z = L, sample l is z-sample l). The
+        bilinear interpolant of the volume reaches half a voxel beyond the box: samples continue
+        at the same step into that fringe and count in the first and last slab, so that the slabs
+        add up to the whole line integral.
+        """
+        c, s = abs(math.cos(theta_rad)), abs(math.sin(theta_rad))
+        dz, _, dx = self.voxel_size_m
+        max_step = min(dz / c if c > 1e-12 else math.inf, dx / s if s > 1e-12 else math.inf)
+        slab = self.slab_thickness_m(theta_rad)
+        per_slab = max(1, math.ceil(slab / max_step - 1e-9))
+        step = slab / per_slab
+        fringe = (dz * c + dx * s) / 2
+        n_tail = max(0, math.ceil(fringe / step + 0.5 - 1e-9) - 1)  # samples at (j − ½)·step < fringe
+        slab_of = np.concatenate([np.zeros(n_tail, np.int64), np.repeat(np.arange(self.n_slabs), per_slab),
+                                  np.full(n_tail, self.n_slabs - 1, np.int64)])
+        return BeamSampling(len(slab_of), step, slab_of)
+
+    def slab_thickness_m(self, theta_rad: float) -> float:
+        """Distance between consecutive slices at θ (the multislice Δz): the extent / L."""
+        return self.extent_m(theta_rad) / self.n_slabs
+
+    # compatibility for recon/ptychography.py until it takes the spacing from slab_thickness_m(θ):
+    # the depth the slices covered before slabs followed the sample (the box's diagonal)
     @property
-    def slab_thickness_m(self) -> float:
-        """Distance between consecutive slices (the multislice Δz)."""
-        return self.n_beam // self.n_slabs * self.beam_step_m
+    def n_beam(self) -> int:
+        return self.n_slabs
+
+    @property
+    def beam_step_m(self) -> float:
+        Z, _, X = self.volume_shape
+        return math.hypot(Z * self.voxel_size_m[0], X * self.voxel_size_m[2]) / self.n_slabs
 
     @property
     def slice_shape(self) -> tuple[int, int]:
@@ -114,28 +163,23 @@ class BeamGrid:
         return np.stack([t[..., 0] - (self.height - h) / 2, t[..., 1] - (self.width - w) / 2], -1) * self.pixel_m
 
 
-def beam_grid(volume_shape, voxel_size_m, window: tuple[int, int], n_slabs: int,
-              multiple: int = 2, beam_step_m: float | None = None) -> BeamGrid:
+def beam_grid(volume_shape, voxel_size_m, window: tuple[int, int], n_slabs: int, multiple: int = 2) -> BeamGrid:
     """The beam grid for a volume: wide enough for every rotation angle, plus a window/2 margin.
 
     ``volume_shape (Z, Y, X)``, ``voxel_size_m (dz, dy, dx)`` with ``dy == dx`` (the slice pixel).
-    ``window (h, w)`` is the probe size in pixels. Sizes are chosen so that at θ = 0 the beam
-    grid samples coincide with the voxels (``width - X`` and ``height - Y`` even, ``n_beam - Z``
-    even when the beam step equals dz), and, when parities allow, ``(width - w)`` and
-    ``(height - h)`` are multiples of ``multiple`` (4 lets positions on even pixels map exactly
-    onto a 2x coarser grid). ``beam_step_m`` defaults to ``min(dz, dx)``.
+    ``window (h, w)`` is the probe size in pixels. Sizes are chosen so that at θ = 0 the slice
+    pixels coincide with the voxels (``width - X`` and ``height - Y`` even), and, when parities
+    allow, ``(width - w)`` and ``(height - h)`` are multiples of ``multiple`` (4 lets positions on
+    even pixels map exactly onto a 2x coarser grid).
     """
     Z, Y, X = (int(v) for v in volume_shape)
     dz, dy, dx = (float(v) for v in voxel_size_m)
     if abs(dy - dx) > 1e-6 * dx:
         raise ValueError(f"the slice grid needs dy == dx, got dy={dy:g} m, dx={dx:g} m")
+    if n_slabs < 1:
+        raise ValueError(f"n_slabs must be ≥ 1, got {n_slabs}")
     h, w = window
-    db = float(beam_step_m) if beam_step_m else min(dz, dx)
     diag = math.hypot(Z * dz, X * dx)
-    aligned_b = abs(db - dz) < 1e-9 * dz
-
-    parity = aligned_b and not (n_slabs % 2 == 0 and Z % 2 == 1)  # else impossible with n % L == 0
-    n_beam = _smallest_at_least(diag / db, lambda n: n % n_slabs == 0 and (not parity or (n - Z) % 2 == 0))
 
     def ok_side(size: int, n: int, win: int) -> bool:
         if (n - size) % 2:
@@ -146,4 +190,4 @@ def beam_grid(volume_shape, voxel_size_m, window: tuple[int, int], n_slabs: int,
 
     width = _smallest_at_least(diag / dx + w, lambda n: ok_side(X, n, w))
     height = _smallest_at_least(Y + h, lambda n: ok_side(Y, n, h))
-    return BeamGrid((Z, Y, X), (dz, dy, dx), n_slabs, n_beam, db, height, width)
+    return BeamGrid((Z, Y, X), (dz, dy, dx), n_slabs, height, width)

@@ -35,33 +35,40 @@ def _as_complex_tensor(x, device=None, dtype=None) -> torch.Tensor:
 
 
 @lru_cache(maxsize=64)
-def _transfer_function_cached(shape: tuple[int, int], dz: float, wavelength: float, pixel: float,
-                              dtype: torch.dtype, device: str, scale: float = 1.0) -> torch.Tensor:
-    fy = np.fft.fftfreq(shape[0], d=pixel)
-    fx = np.fft.fftfreq(shape[1], d=pixel)
-    arg = 1.0 / wavelength**2 - fy[:, None] ** 2 - fx[None, :] ** 2
-    kernel = np.where(arg > 0, np.exp(1j * 2 * math.pi * dz * np.sqrt(np.maximum(arg, 0.0))), 0.0)
-    return torch.as_tensor(kernel * scale).to(device=device, dtype=dtype)
+def _kernel(shape: tuple[int, int], dz_m: float, wavelength_m: float, pixel_size_m: float) -> np.ndarray:
+    fy = np.fft.fftfreq(shape[0], d=pixel_size_m)
+    fx = np.fft.fftfreq(shape[1], d=pixel_size_m)
+    arg = 1.0 / wavelength_m**2 - fy[:, None] ** 2 - fx[None, :] ** 2
+    kernel = np.where(arg > 0, np.exp(1j * 2 * math.pi * dz_m * np.sqrt(np.maximum(arg, 0.0))), 0.0)
+    kernel.flags.writeable = False
+    return kernel
 
 
-def transfer_function(shape: tuple[int, int], dz: float, wavelength_m: float, pixel_size_m: float,
-                      dtype: torch.dtype = torch.complex64, device="cpu") -> torch.Tensor:
-    """Angular-spectrum transfer function ``exp(i·2π·Δz·sqrt(1/λ² − fx² − fy²))``, ``(h, w)``.
+def transfer_function(shape: tuple[int, int], dz_m: float, wavelength_m: float, pixel_size_m: float) -> np.ndarray:
+    """Angular-spectrum transfer function ``exp(i·2π·Δz·sqrt(1/λ² − fx² − fy²))``, ``(h, w)`` complex128.
 
-    Frequencies ``fftfreq(n, d=pixel)`` (unshifted, to multiply an ``fft2`` spectrum); evanescent
-    components set to 0. ``dz`` may be negative (back-propagation, the adjoint of P_Δz on the
-    propagating components).
+    The one kernel of both engines. Frequencies ``fftfreq(n, d=pixel)`` (unshifted, to multiply
+    an ``fft2`` spectrum); evanescent components set to 0. Since the mask is real,
+    ``conj(H_Δz) = H_−Δz``: propagation by ``−dz`` is the exact adjoint of propagation by ``dz``,
+    and its inverse only on the propagating band. Cached, read-only.
     """
-    return _transfer_function_cached(tuple(int(s) for s in shape), float(dz), float(wavelength_m),
-                                     float(pixel_size_m), dtype, str(torch.device(device)))
+    return _kernel(tuple(int(s) for s in shape), float(dz_m), float(wavelength_m), float(pixel_size_m))
 
 
-def propagate(psi, dz: float, *, wavelength_m: float, pixel_size_m: float):
-    """Free-space propagation P_Δz of fields ``(..., h, w)`` by ``dz`` metres (numpy or torch)."""
+@lru_cache(maxsize=64)
+def _kernel_tensor(shape, dz_m, wavelength_m, pixel_size_m, dtype: torch.dtype, device: str) -> torch.Tensor:
+    """:func:`transfer_function` ``/ (h·w)`` (the inverse FFT's normalisation folded in) as a tensor."""
+    k = transfer_function(shape, dz_m, wavelength_m, pixel_size_m) / (shape[0] * shape[1])
+    return torch.as_tensor(k).to(device=device, dtype=dtype)
+
+
+def propagate(psi, dz_m: float, *, wavelength_m: float, pixel_size_m: float):
+    """Free-space propagation P_Δz of fields ``(..., h, w)`` by ``dz_m`` metres (numpy or torch)."""
     is_np = isinstance(psi, np.ndarray)
     t = _as_complex_tensor(psi)
-    H = transfer_function(t.shape[-2:], dz, wavelength_m, pixel_size_m, t.dtype, t.device)
-    out = torch.fft.ifft2(torch.fft.fft2(t) * H)
+    H = _kernel_tensor(tuple(t.shape[-2:]), float(dz_m), float(wavelength_m), float(pixel_size_m), t.dtype,
+                       str(t.device))
+    out = torch.fft.ifft2(torch.fft.fft2(t) * H, norm="forward")
     return out.numpy() if is_np else out
 
 
@@ -74,28 +81,101 @@ def extract_patches(slices: torch.Tensor, positions: torch.Tensor, window: tuple
     return slices.reshape(L, H * W)[:, rows * W + cols]
 
 
-def exit_waves(slices: torch.Tensor, probe: torch.Tensor, positions: torch.Tensor, *, wavelength_m: float,
-               pixel_size_m: float, slice_spacing_m: float) -> torch.Tensor:
-    """Exit waves ``(N, M, h, w)`` after the last slice (no propagation after it)."""
-    M, h, w = probe.shape
-    patches = extract_patches(slices, positions, (h, w))
-    psi = probe[None] * patches[0][:, None]
-    if slices.shape[0] > 1:
-        # P_Δz with the inverse FFT's 1/(h·w) folded in; in place on the spectrum (autograd-safe:
-        # the product with a constant needs no saved input)
-        prop = _transfer_function_cached((h, w), float(slice_spacing_m), float(wavelength_m), float(pixel_size_m),
-                                          psi.dtype, str(psi.device), 1.0 / (h * w))
-        for t in patches[1:]:
-            F = torch.fft.fft2(psi)
-            F.mul_(prop)
-            psi = torch.fft.ifft2(F, norm="forward") * t[:, None]
-    return psi
-
-
 def far_field_intensity(psi: torch.Tensor) -> torch.Tensor:
     """``Σ_modes |fftshift(fft2(ψ))|²`` for exit waves ``(N, M, h, w)`` → ``(N, h, w)`` real."""
     F = torch.view_as_real(torch.fft.fft2(psi))
     return torch.fft.fftshift(F.square().sum(dim=(1, -1)), dim=(-2, -1))
+
+
+class Multislice:
+    """The multislice core (Eq. 1–2) for one probe, wavelength, pixel and slice spacing.
+
+    Built once (its propagator is made on construction and shared by both engines); applied to
+    complex slices ``(L, H, W)`` at integer top-left positions ``(N, 2)``:
+    :meth:`exit_waves` (torch, differentiable) and :meth:`intensities` (torch or FFTW engine).
+
+    Parameters
+    ----------
+    probe : (M, h, w) or (h, w) complex probe modes (numpy or torch)
+    wavelength_m, pixel_size_m, slice_spacing_m : λ, slice pixel, distance Δz between slices (m)
+    """
+
+    def __init__(self, probe, *, wavelength_m: float, pixel_size_m: float, slice_spacing_m: float):
+        p = _as_complex_tensor(probe)
+        self.probe = p[None] if p.ndim == 2 else p
+        if self.probe.ndim != 3:
+            raise ValueError(f"expected probe modes (M, h, w), got {tuple(self.probe.shape)}")
+        self.wavelength_m = float(wavelength_m)
+        self.pixel_size_m = float(pixel_size_m)
+        self.slice_spacing_m = float(slice_spacing_m)
+        self.kernel = transfer_function(self.window, self.slice_spacing_m, self.wavelength_m, self.pixel_size_m)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return tuple(self.probe.shape[-2:])
+
+    def _propagator(self, dtype: torch.dtype, device) -> torch.Tensor:
+        return _kernel_tensor(self.window, self.slice_spacing_m, self.wavelength_m, self.pixel_size_m, dtype,
+                              str(torch.device(device)))
+
+    def fftw_propagator(self, dtype) -> np.ndarray:
+        """The kernel divided by ``h·w`` in ``dtype``, as :func:`fftw_backend.forward_intensity` takes it."""
+        return (self.kernel / (self.window[0] * self.window[1])).astype(dtype)
+
+    def _probe_like(self, t: torch.Tensor) -> torch.Tensor:
+        return self.probe.to(device=t.device, dtype=t.dtype)
+
+    def exit_waves(self, slices: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Exit waves ``(N, M, h, w)`` after the last slice (no propagation after it); torch, autograd."""
+        probe = self._probe_like(slices)
+        patches = extract_patches(slices, positions, self.window)
+        psi = probe[None] * patches[0][:, None]
+        if slices.shape[0] > 1:
+            # P_Δz with the inverse FFT's 1/(h·w) folded in; in place on the spectrum (autograd-safe:
+            # the product with a constant needs no saved input)
+            prop = self._propagator(psi.dtype, psi.device)
+            for t in patches[1:]:
+                F = torch.fft.fft2(psi)
+                F.mul_(prop)
+                psi = torch.fft.ifft2(F, norm="forward") * t[:, None]
+        return psi
+
+    def intensities(self, slices, positions, *, batch_size: int | None = None, backend: str | None = None):
+        """Far-field intensities ``(N, h, w)`` of ``slices (L, H, W)`` at ``positions (N, 2)``.
+
+        Numpy in → numpy out, torch in → torch out on the slices' device; float32 (float64 for
+        complex128/float64 slices). ``batch_size`` positions per batch (bounds memory; default
+        :func:`default_batch` for torch, cache-sized for FFTW). ``backend``: ``auto`` (default, or
+        ``$RAPIDTOMO_FORWARD_BACKEND``), ``torch`` or ``fftw`` (CPU, no input requiring a gradient).
+        """
+        is_np = isinstance(slices, np.ndarray)
+        t = _as_complex_tensor(slices)
+        p = self._probe_like(t)
+        pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
+                              device=t.device).long()
+        if t.ndim != 3 or pos.ndim != 2 or pos.shape[-1] != 2:
+            raise ValueError(f"expected slices (L, H, W) and positions (N, 2), got {tuple(t.shape)}, "
+                             f"{tuple(pos.shape)}")
+        h, w = self.window
+        if pos.numel() and (pos.min() < 0 or pos[:, 0].max() > t.shape[1] - h or pos[:, 1].max() > t.shape[2] - w):
+            raise ValueError("a probe window at these positions leaves the slice grid")
+        if _use_fftw(backend, t, p):
+            t_np = t.detach().resolve_conj().numpy()
+            p_np = np.ascontiguousarray(p.detach().resolve_conj().numpy())
+            I = fftw_backend.forward_intensity(t_np, p_np, pos.numpy(), propagator=self.fftw_propagator(t_np.dtype),
+                                               threads=torch.get_num_threads(), batch_size=batch_size)
+            return I if is_np else torch.from_numpy(I)
+        bs = batch_size or default_batch(p.shape[0], (h, w), t.shape[0])
+        out = [far_field_intensity(self.exit_waves(t, pos[i:i + bs])) for i in range(0, len(pos), bs)]
+        I = torch.cat(out) if out else torch.zeros((0, h, w), dtype=t.real.dtype, device=t.device)
+        return I.detach().cpu().numpy() if is_np else I
+
+
+def exit_waves(slices: torch.Tensor, probe: torch.Tensor, positions: torch.Tensor, *, wavelength_m: float,
+               pixel_size_m: float, slice_spacing_m: float) -> torch.Tensor:
+    """Exit waves ``(N, M, h, w)``: :meth:`Multislice.exit_waves` of a one-off :class:`Multislice`."""
+    return Multislice(probe, wavelength_m=wavelength_m, pixel_size_m=pixel_size_m,
+                      slice_spacing_m=slice_spacing_m).exit_waves(slices, positions)
 
 
 def default_batch(n_modes: int, window: tuple[int, int], n_slices: int, budget_bytes: float = 2.5e8) -> int:
@@ -131,34 +211,13 @@ def forward_intensity(slices, probe, positions, *, wavelength_m: float, pixel_si
     probe : (M, h, w) or (h, w) complex probe modes
     positions : (N, 2) integer top-left ``(row, col)`` corners in the slice grid
     wavelength_m, pixel_size_m, slice_spacing_m : λ, slice pixel, distance between slices (m)
-    batch_size : positions per batch (bounds memory); default from :func:`default_batch` (torch),
-        cache-sized for FFTW
-    backend : ``auto`` (default, or ``$RAPIDTOMO_FORWARD_BACKEND``), ``torch`` or ``fftw``: FFTW
-        on the CPU when no input requires a gradient, ``torch.get_num_threads()`` workers
+    batch_size, backend : see :meth:`Multislice.intensities`
 
     Returns intensities as numpy when ``slices`` is numpy, else torch on the slices' device;
     float32 (float64 when the slices are complex128/float64).
     """
-    is_np = isinstance(slices, np.ndarray)
     t = _as_complex_tensor(slices)
-    p = _as_complex_tensor(probe, device=t.device, dtype=t.dtype)
-    if p.ndim == 2:
-        p = p[None]
-    pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
-                          device=t.device).long()
-    if t.ndim != 3 or pos.ndim != 2 or pos.shape[-1] != 2:
-        raise ValueError(f"expected slices (L, H, W) and positions (N, 2), got {tuple(t.shape)}, {tuple(pos.shape)}")
-    h, w = p.shape[-2:]
-    if pos.numel() and (pos.min() < 0 or pos[:, 0].max() > t.shape[1] - h or pos[:, 1].max() > t.shape[2] - w):
-        raise ValueError("a probe window at these positions leaves the slice grid")
-    kw = dict(wavelength_m=wavelength_m, pixel_size_m=pixel_size_m, slice_spacing_m=slice_spacing_m)
-    if _use_fftw(backend, t, p):
-        t_np = t.detach().resolve_conj().numpy()
-        p_np = np.ascontiguousarray(p.detach().resolve_conj().numpy())
-        I = fftw_backend.forward_intensity(t_np, p_np, pos.numpy(), threads=torch.get_num_threads(),
-                                           batch_size=batch_size, **kw)
-        return I if is_np else torch.from_numpy(I)
-    bs = batch_size or default_batch(p.shape[0], (h, w), t.shape[0])
-    out = [far_field_intensity(exit_waves(t, p, pos[i:i + bs], **kw)) for i in range(0, len(pos), bs)]
-    I = torch.cat(out) if out else torch.zeros((0, h, w), dtype=t.real.dtype, device=t.device)
-    return I.detach().cpu().numpy() if is_np else I
+    ms = Multislice(_as_complex_tensor(probe, device=t.device, dtype=t.dtype), wavelength_m=wavelength_m,
+                    pixel_size_m=pixel_size_m, slice_spacing_m=slice_spacing_m)
+    return ms.intensities(slices if isinstance(slices, np.ndarray) else t, positions, batch_size=batch_size,
+                          backend=backend)

@@ -1,4 +1,4 @@
-"""Rotation of a ``(z, y, x)`` volume about y onto the beam grid, its exact adjoint, and slabs.
+"""Rotation of a ``(z, y, x)`` volume about y onto the beam grid, slabs, and their exact adjoints.
 
 Sample rotated by θ: object point ``(z, x)`` → beam frame ``x' = x·cosθ + z·sinθ``,
 ``b = −x·sinθ + z·cosθ``. Each beam-grid sample ``(b, y, x')`` takes the bilinear interpolation
@@ -20,11 +20,13 @@ def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
                           dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear gather indices ``(4, P)`` into the flattened z–x plane and weights ``(4, P)``.
 
-    ``P = n_beam * width`` beam-plane samples; weights already include the factor beam_step/dz.
+    ``P = n_beam * width`` beam-plane samples, ``(n_beam, beam_step_m) = grid.beam_sampling(θ)``
+    centred on the axis; weights already include the factor beam_step/dz.
     """
     Z, _, X = grid.volume_shape
     dz, _, dx = grid.voxel_size_m
-    b = (np.arange(grid.n_beam) - (grid.n_beam - 1) / 2) * grid.beam_step_m
+    n_beam, step, _ = grid.beam_sampling(theta_rad)
+    b = (np.arange(n_beam) - (n_beam - 1) / 2) * step
     xp = (np.arange(grid.width) - (grid.width - 1) / 2) * dx
     B, XP = np.meshgrid(b, xp, indexing="ij")
     c, s = math.cos(theta_rad), math.sin(theta_rad)
@@ -40,7 +42,7 @@ def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
         inside = (iz >= 0) & (iz < Z) & (ix >= 0) & (ix < X)
         idx.append(np.where(inside, iz * X + ix, 0).ravel())
         wts.append(np.where(inside, w, 0.0).ravel())
-    scale = grid.beam_step_m / dz
+    scale = step / dz
     return (torch.as_tensor(np.stack(idx), dtype=torch.long, device=device),
             torch.as_tensor(np.stack(wts) * scale, dtype=dtype, device=device))
 
@@ -50,12 +52,14 @@ def _weights(grid, theta, like: torch.Tensor):
 
 
 def rotate_to_beam(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
-    """Phase per beam sample ``(n_beam, Y, width)`` of a phase-per-voxel volume ``(Z, Y, X)``."""
+    """Phase per beam sample ``(n_beam, Y, width)`` of a phase-per-voxel volume ``(Z, Y, X)``.
+
+    ``weights``: :func:`interpolation_weights` of this grid and angle (computed when None)."""
     Z, Y, X = volume.shape
     idx, w = weights if weights is not None else _weights(grid, theta_rad, volume)
     plane = volume.permute(1, 0, 2).reshape(Y, Z * X)
     out = (plane[:, idx] * w).sum(dim=1)  # (Y, P)
-    return out.reshape(Y, grid.n_beam, grid.width).permute(1, 0, 2)
+    return out.reshape(Y, -1, grid.width).permute(1, 0, 2)
 
 
 def rotate_to_beam_adjoint(beam: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
@@ -69,17 +73,32 @@ def rotate_to_beam_adjoint(beam: torch.Tensor, theta_rad: float, grid: BeamGrid,
     return out.reshape(Y, Z, X).permute(1, 0, 2)
 
 
+def sum_slabs(beam: torch.Tensor, slab_of_sample, n_slabs: int) -> torch.Tensor:
+    """Sum beam samples ``(n_beam, ...)`` into their slabs → ``(n_slabs, ...)``.
+
+    ``slab_of_sample (n_beam,)``: the slab of each sample (``grid.beam_sampling(θ).slab_of_sample``).
+    """
+    idx = torch.as_tensor(slab_of_sample, dtype=torch.long, device=beam.device)
+    return torch.zeros((n_slabs,) + tuple(beam.shape[1:]), dtype=beam.dtype, device=beam.device).index_add_(
+        0, idx, beam)
+
+
+def sum_slabs_adjoint(slabs: torch.Tensor, slab_of_sample) -> torch.Tensor:
+    """Adjoint of :func:`sum_slabs`: each slab's value copied to its samples → ``(n_beam, ...)``."""
+    return slabs[torch.as_tensor(slab_of_sample, dtype=torch.long, device=slabs.device)]
+
+
 def slab_phases(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
     """Phase of each of the L slabs on the slice grid ``(L, height, width)`` (radians).
 
     The rotated volume's beam samples are summed in L consecutive groups (line integrals
-    through each slab) and padded with air (0) in y to the slice height.
+    through each slab of thickness ``grid.slab_thickness_m(θ)``) and padded with air (0) in y to
+    the slice height.
     """
-    beam = rotate_to_beam(volume, theta_rad, grid, weights)
-    L = grid.n_slabs
-    slabs = beam.reshape(L, grid.n_beam // L, beam.shape[1], grid.width).sum(dim=1)
-    pad = (grid.height - beam.shape[1]) // 2
-    return torch.nn.functional.pad(slabs, (0, 0, pad, grid.height - beam.shape[1] - pad))
+    slab_of = grid.beam_sampling(theta_rad).slab_of_sample
+    slabs = sum_slabs(rotate_to_beam(volume, theta_rad, grid, weights), slab_of, grid.n_slabs)
+    pad = (grid.height - slabs.shape[1]) // 2
+    return torch.nn.functional.pad(slabs, (0, 0, pad, grid.height - slabs.shape[1] - pad))
 
 
 def project(volume: torch.Tensor, angles_rad, grid: BeamGrid) -> torch.Tensor:

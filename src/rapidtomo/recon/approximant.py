@@ -2,9 +2,11 @@
 
 Unknown: a pure-phase volume φ ``(n_slabs, Y/2, X/2)`` on a grid 2x coarser in y and x than the
 scan's nominal object grid, with the same physical extent (so a golden standard on the nominal
-grid pairs with it voxel for voxel, x2 in y and x). Each angle θ: φ is rotated onto the coarse
-beam grid, cut into L slabs, t = exp(i·φ_slab), propagated through the multislice model with the
-probe resampled to the coarse grid, and compared with the central half of the measured patterns:
+grid pairs with it voxel for voxel, x2 in y and x). Each angle θ: the operator H_θ
+(:class:`rapidtomo.physics.operator.PtychoTomoOperator` on the coarse grid, probe resampled to it)
+rotates φ, cuts the sample's extent along the beam into L slabs (at θ = 0 slab l is z-sample l),
+makes t = exp(−i·φ_slab), propagates it through the multislice model, and is compared with the
+central half of the measured patterns:
 
     L(φ) = 1/(2·Nθ·Nj) · Σ_θ Σ_j ‖ Σ_m |u_θ,j,m|² − g_θ,j ‖²                      (Eq. 3)
 
@@ -27,10 +29,10 @@ from pydantic import Field
 from ..config import Settings
 from ..device import pick_device
 from ..io import ScanData, Volume
-from ..physics.geometry import BeamGrid, beam_grid
-from ..physics.multislice import default_batch, exit_waves, far_field_intensity
+from ..physics.geometry import beam_grid
+from ..physics.multislice import default_batch, far_field_intensity
+from ..physics.operator import AngleOperator, PtychoTomoOperator, transmission
 from ..physics.probe import crop_patterns_center, downsample_probe
-from ..physics.rotation import interpolation_weights, slab_phases
 from ..progress import progress
 
 
@@ -50,20 +52,16 @@ class ApproximantSettings(Settings):
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
 
 
-_DTYPES = {"float32": (torch.float32, torch.complex64), "float64": (torch.float64, torch.complex128)}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass
 class CoarseProblem:
-    """Everything the loss needs, on the coarse grid: data, probe, windows and the beam grid."""
+    """Everything the loss needs, on the coarse grid: data, windows and the operator of each angle."""
 
-    grid: BeamGrid
     data: torch.Tensor  # (n_angles, N, h/2, w/2) real
-    probe: torch.Tensor  # (M, h/2, w/2) complex
     top_left: torch.Tensor  # (n_angles, N, 2) long
-    angles_rad: np.ndarray
-    wavelength_m: float
-    weights: list
+    operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle
 
 
 def coarse_shape(volume_shape, n_slabs: int) -> tuple[int, int, int]:
@@ -85,37 +83,35 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device) -> Coar
     window = (h // 2, w // 2)
     shape = coarse_shape(scan.volume_shape, settings.n_slabs)
     grid = beam_grid(shape, coarse_voxel(scan.volume_shape, scan.voxel_size_m, settings.n_slabs), window,
-                     settings.n_slabs, beam_step_m=2 * scan.voxel_size_m[2])
+                     settings.n_slabs)
     grid = grid.covering(scan.positions_m, window)
     top_left = grid.top_left(scan.positions_m, window)
-    real, cplx = _DTYPES[settings.precision]
+    real = _DTYPES[settings.precision]
     data = torch.as_tensor(np.ascontiguousarray(crop_patterns_center(scan.intensities))).to(device, real)
-    angles = np.deg2rad(scan.angles_deg)
-    return CoarseProblem(grid, data, torch.as_tensor(downsample_probe(scan.probe)).to(device, cplx),
-                         torch.as_tensor(top_left, device=device), angles, scan.wavelength_m,
-                         [interpolation_weights(grid, float(a), device, real) for a in angles])
+    op = PtychoTomoOperator(grid, downsample_probe(scan.probe), scan.wavelength_m, device=device, dtype=real)
+    return CoarseProblem(data, torch.as_tensor(top_left, device=device),
+                         [op.at(a) for a in np.deg2rad(scan.angles_deg)])
 
 
 def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad: bool = True,
                   show: bool = False) -> tuple[float, torch.Tensor | None]:
     """Eq. 3 at φ ``(n_slabs, Yc, Xc)`` and, if asked, its gradient (same shape), batched over positions."""
-    grid = prob.grid
     n_ang, n_pos = prob.data.shape[:2]
     norm = 1.0 / (2 * n_ang * n_pos)
     total = 0.0
     grad = torch.zeros_like(phi) if with_grad else None
-    kw = dict(wavelength_m=prob.wavelength_m, pixel_size_m=grid.pixel_m, slice_spacing_m=grid.slab_thickness_m)
     angles = range(n_ang)
     if show:
         angles = progress(angles, desc="  angles", total=n_ang, unit="angle", leave=False)
     for a in angles:
         with torch.set_grad_enabled(with_grad):
+            op = prob.operators[a]
             p = phi.detach().requires_grad_(with_grad)
-            slabs = slab_phases(p, float(prob.angles_rad[a]), grid, prob.weights[a])
+            slabs = op.slab_phases(p)
             leaf = slabs.detach().requires_grad_(with_grad)
             for i in range(0, n_pos, batch):
-                t = torch.polar(torch.ones_like(leaf), leaf)
-                pred = far_field_intensity(exit_waves(t, prob.probe, prob.top_left[a, i:i + batch], **kw))
+                t = transmission(leaf)
+                pred = far_field_intensity(op.multislice.exit_waves(t, prob.top_left[a, i:i + batch]))
                 loss = norm * ((pred - prob.data[a, i:i + batch]) ** 2).sum()
                 if with_grad:
                     loss.backward()
@@ -137,7 +133,8 @@ def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> 
     device = pick_device(settings.device)
     t0 = time.perf_counter()
     prob = build_problem(scan, settings, device)
-    batch = settings.batch_size or default_batch(prob.probe.shape[0], prob.probe.shape[-2:], settings.n_slabs)
+    probe = prob.operators[0].multislice.probe
+    batch = settings.batch_size or default_batch(probe.shape[0], probe.shape[-2:], settings.n_slabs)
     phi = torch.zeros(coarse_shape(scan.volume_shape, settings.n_slabs), dtype=prob.data.dtype, device=device)
     history, step_sizes = [], []
     adam = torch.optim.Adam([phi.requires_grad_()], lr=settings.lr_rad) if settings.optimizer == "adam" else None
