@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse
+import torch
 from scipy.ndimage import spline_filter
 
+from . import operator
 from .geometry import BeamGrid
 from .multislice import forward_intensity, propagate
 
@@ -171,7 +173,7 @@ def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_r
     """
     f = OVERSAMPLING
     phi, slabs = slab_phases(phase, theta_rad, grid, samples_per_slab)
-    mu = 0.0 if attenuation is None else slab_phases(attenuation, theta_rad, grid, samples_per_slab)[0]
+    mu = None if attenuation is None else slab_phases(attenuation, theta_rad, grid, samples_per_slab)[0]
     t = transmission(phi, mu)
     pixel = grid.pixel_m / f
     probe = propagate(fine_probe.astype(np.complex64), slabs.first_center_m, wavelength_m=wavelength_m,
@@ -183,9 +185,10 @@ def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_r
     return I[:, lo:lo + n, lo:lo + n]
 
 
-def transmission(phase: np.ndarray, attenuation) -> np.ndarray:
-    """Complex64 transmission of slabs of ``phase`` and ``attenuation`` (radians, nepers)."""
-    return np.exp(1j * phase - attenuation).astype(np.complex64)
+def transmission(phase: np.ndarray, attenuation: np.ndarray | None) -> np.ndarray:
+    """Complex64 transmission of slabs of ``phase`` and ``attenuation`` (the operator's sign convention)."""
+    mu = None if attenuation is None else torch.from_numpy(np.asarray(attenuation, np.float32))
+    return operator.transmission(torch.from_numpy(phase.astype(np.float32)), mu).numpy()
 
 
 def converged_slab_samples(phase: FineVolume, attenuation: FineVolume | None, thetas_rad, grid: BeamGrid,
