@@ -207,12 +207,13 @@ def make_probe_guess(settings: SimulateSettings, pixel_m: float, true_probe: np.
     """The initial guess written as ``/entry/probe``: ``(M, n, n)``, the same total power as ``true_probe``.
 
     The zone-plate model with its defocus scaled by ``1 + probe_guess_defocus_error`` and M
-    polynomial modes (:func:`probe_modes`, as a reconstruction initialises them).
+    polynomial modes (:func:`probe_modes`, as a reconstruction initialises them) whose powers
+    fall by 10x per mode (a user who does not know the coherence starts near a coherent probe).
     """
     n = settings.detector_size
     wrong = zone_plate_probe(n, pixel_m, settings.energy_kev, spot_fraction=settings.spot_fraction,
                              defocus_error=settings.probe_guess_defocus_error)
-    return probe_modes(wrong, settings.n_modes) * np.sqrt(np.sum(np.abs(true_probe) ** 2))
+    return probe_modes(wrong, settings.n_modes, decay=0.1) * np.sqrt(np.sum(np.abs(true_probe) ** 2))
 
 
 def default_phantom(settings: SimulateSettings) -> Volume:
