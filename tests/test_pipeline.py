@@ -1,6 +1,5 @@
 """The pipeline's stage keys and skipping (fast), and the whole method end to end (slow)."""
 import json
-from pathlib import Path
 
 import pytest
 
@@ -108,3 +107,33 @@ def test_config_typos_fail_at_once_with_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1
         assert not (tmp_path / "run").exists()
+
+
+def test_the_pipeline_simulate_stage_writes_provenance_like_the_command(tmp_path):
+    import h5py
+
+    from rapidtomo.io import write_volume
+    from rapidtomo.phantom import analytic_phantom
+    from rapidtomo.pipeline import _simulate
+    from rapidtomo.simulate import SimulateSettings
+    phantom = write_volume(tmp_path / "ph.h5", analytic_phantom((8, 8, 24), (28e-9,) * 3, seed=1))
+    s = SimulateSettings(shape=(8, 8, 24), n_nominal=3, n_reduced=2, photons=1e5, detector_size=16)
+    ctx = Context(tmp_path / "run", {}, PipelineSettings(phantom=str(phantom)), {"simulate": s})
+    _simulate(ctx)
+    for scan in ("scan_nominal.h5", "scan_reduced.h5"):
+        with h5py.File(tmp_path / "run" / scan) as f:
+            attrs = dict(f["entry"].attrs)
+        assert attrs["tool"] == "rapidtomo" and json.loads(attrs["settings"])["n_nominal"] == 3
+        assert json.loads(attrs["sources"]) == [str(phantom)]
+    info = json.loads((tmp_path / "run" / "simulate.json").read_text())
+    assert info["stage"] == "simulate" and info["n_patterns"]["reduced"] > 0
+
+
+def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
+    from rapidtomo.cli import main
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[pipeline]\nscan_reduced = "{tmp_path / "r.h5"}"\n')
+    assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}: [pipeline]: scan_reduced needs scan_nominal" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

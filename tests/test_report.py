@@ -126,18 +126,20 @@ def test_timing_model_reproduces_the_papers_table_1():
         acquisition_time_table({"rapid": 1.0}, 349, 21)
 
 
-def test_export_tiff_round_trip_with_voxel_size(rng, tmp_path):
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_export_tiff_round_trip_with_voxel_size(rng, tmp_path, suffix):
     import tifffile
     data = rng.normal(size=(5, 7, 9)).astype(np.float32)
-    write_volume(tmp_path / "v.h5", Volume(data, (30e-9, 20e-9, 10e-9)))
-    assert main(["export-tiff", str(tmp_path / "v.h5"), "-o", str(tmp_path / "v.tif")]) == 0
+    src = write_volume(tmp_path / f"v{suffix}", Volume(data, (30e-9, 20e-9, 10e-9)))
+    assert main(["export-tiff", str(src), "-o", str(tmp_path / "v.tif")]) == 0
     with tifffile.TiffFile(tmp_path / "v.tif") as tif:
         np.testing.assert_array_equal(tif.asarray(), data)
         assert tif.imagej_metadata["spacing"] == pytest.approx(0.03)
         assert tif.imagej_metadata["unit"] in ("um", "micron", "µm")
         xres = tif.pages[0].tags["XResolution"].value
         assert xres[0] / xres[1] == pytest.approx(1 / 0.01, rel=1e-4)
-    assert main(["export-tiff", str(tmp_path / "v.h5"), "-o", str(tmp_path / "v.png")]) == 2
+    assert main(["export-tiff", str(src), "-o", str(tmp_path / "v.png")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, "v.tif"])
 
 
 @pytest.mark.slow

@@ -1,6 +1,8 @@
 """The ``rapidtomo`` command: one subcommand per stage (modules in ``rapidtomo.commands``).
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+``run`` is a thin wrapper over the stage's function in :mod:`rapidtomo.stages` (or the pipeline's).
+Flags of a stage's settings are built from its settings class (:mod:`rapidtomo.commands.flags`).
 A :class:`~rapidtomo.errors.UserError` becomes one line on stderr and exit status 2.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ import importlib
 import sys
 
 from . import __version__
+from .commands.flags import HelpFormatter
 from .errors import UserError
 
 # subcommand name → module under rapidtomo.commands
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module in COMMANDS.items():
         mod = importlib.import_module(f"rapidtomo.commands.{module}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

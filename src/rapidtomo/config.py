@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,25 +49,45 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def build_settings(cls: type[S], section: str, config_path: str | Path | None = None,
-                   overrides: dict[str, Any] | None = None) -> S:
-    """Settings from defaults, then the config file's ``[section]`` (or top level), then overrides.
+                   overrides: dict[str, Any] | None = None, defaults: dict[str, Any] | None = None) -> S:
+    """Settings from ``defaults``, then the config file's ``[section]`` (or top level), then overrides.
 
-    ``overrides`` holds command-line values; ``None`` values are ignored (flag not given).
+    ``defaults`` replace the class's own (a preset, or another default of a shared class);
+    ``overrides`` hold command-line values, ``None`` values are ignored (flag not given).
     Validation errors become one-line :class:`UserError`s naming the file and field.
     """
-    values: dict[str, Any] = {}
-    source = "settings"
+    values = dict(defaults or {})
     if config_path is not None:
         data = load_config_file(config_path)
         if section in data:
+            if not isinstance(data[section], dict):
+                raise UserError(f"{config_path}: [{section}] must be a table")
             values.update(data[section])
         else:  # a file with this stage's keys at top level (tables belong to other stages)
             values.update({k: v for k, v in data.items() if not isinstance(v, dict)})
-        source = str(config_path)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return settings_from(cls, section, values, str(config_path) if config_path is not None else "settings")
+
+
+def settings_from(cls: type[S], section: str, values: dict[str, Any], source: str = "settings") -> S:
+    """``cls(**values)``, a validation error becoming one line ``SOURCE: [section] field: message``."""
     try:
         return cls(**values)
     except pydantic.ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or section
-        raise UserError(f"{source}: [{section}] {field}: {err['msg']}") from None
+        where = " ".join([f"[{section}]"] + [".".join(str(p) for p in err["loc"])] * bool(err["loc"]))
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(f"{source}: {where}: {msg}") from None
+
+
+def preset_path(name: str) -> Path:
+    """The built-in settings file ``rapidtomo/presets/<name>.toml`` (``demo``, ``paper``)."""
+    path = Path(str(files("rapidtomo") / "presets" / f"{name}.toml"))
+    if not path.is_file():
+        raise UserError(f"{path}: no built-in preset {name!r}")
+    return path
+
+
+def preset(name: str) -> dict[str, Any]:
+    """A built-in preset's sections: ``preset("paper")["simulate"]`` is the paper's geometry."""
+    return load_config_file(preset_path(name))

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -32,8 +29,7 @@ from pydantic import Field
 from .config import Settings
 from .device import pick_device
 from .errors import UserError
-from .io import Volume
-from .io.atomic import atomic_path
+from .io import Volume, create_volume, open_volume
 from .nn import LoadedModel, load_model
 from .progress import progress
 from .train.data import resample_z
@@ -150,9 +146,37 @@ def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, so
 
 def predict(model: str | Path | LoadedModel, approximant: Volume, settings: PredictSettings | None = None,
             name: str = "approximant") -> Volume:
-    """Predict the golden-standard-quality volume ``(Z', 2Y, 2X)`` from an approximant ``(Z, Y, X)``
-    held in memory. ``Z'`` is the training target's z unless ``settings.z_slices`` says otherwise;
-    voxel sizes are ``(dz·Z/Z', dy/2, dx/2)``; values are phase in radians per voxel."""
+    """Predict the golden-standard-quality volume from an approximant held in memory.
+
+    Parameters
+    ----------
+    model : path or LoadedModel
+        A model file from ``rapidtomo train`` (loaded with ``weights_only=True``) or a loaded model.
+    approximant : Volume
+        The approximant, ``(Z, Y, X)``, phase in radians per voxel, voxel sizes ``(dz, dy, dx)``.
+    settings : PredictSettings, optional
+        Window, overlap, blending, batch size, device, normalisation and output slices; defaults
+        if None.
+    name : str
+        What the approximant is called in messages (e.g. its file name).
+
+    Returns
+    -------
+    Volume
+        ``(Z', 2Y, 2X)`` phase in radians per voxel, voxel sizes ``(dz·Z/Z', dy/2, dx/2)``, where
+        ``Z'`` is the training target's z unless ``settings.z_slices`` says otherwise; attributes
+        hold provenance (settings, model, source) and the model's variant.
+
+    Raises
+    ------
+    UserError
+        The model file is missing, corrupt or foreign, or the approximant is constant and
+        ``normalise = "volume"`` (its own statistics) cannot scale it.
+
+    See Also
+    --------
+    predict_file : the same from a volume file to a volume file, streaming (larger than memory).
+    """
     settings = settings or PredictSettings()
     device = pick_device(settings.device)
     m = _model(model, device)
@@ -183,63 +207,6 @@ def _norm(m: LoadedModel, settings: PredictSettings, mean: float, std: float, na
 
 # --- out-of-core files -------------------------------------------------------------------------
 
-def _open_input(path: Path):
-    """(dataset-like (Z, Y, X) with slicing, voxel_size_m, closer) for an HDF5 or zarr volume."""
-    if not path.exists():
-        raise UserError(f"{path}: file not found")
-    if path.suffix == ".zarr":
-        import zarr
-        try:
-            d = zarr.open_group(str(path), mode="r")["volume"]
-        except Exception:
-            raise UserError(f"{path}: not a zarr volume store with an array 'volume'") from None
-        closer = lambda: None  # noqa: E731
-    else:
-        import h5py
-        try:
-            f = h5py.File(path, "r")
-        except OSError:
-            raise UserError(f"{path}: not a readable HDF5 file") from None
-        if "volume" not in f:
-            f.close()
-            raise UserError(f"{path}: missing dataset /volume")
-        d, closer = f["volume"], f.close
-    if d.ndim != 3:
-        closer()
-        raise UserError(f"{path}: /volume must be 3D (z, y, x), has shape {d.shape}")
-    vs = np.asarray(d.attrs.get("voxel_size_m", []), dtype=np.float64).ravel()
-    if vs.size != 3 or not np.all(np.isfinite(vs)) or np.any(vs <= 0):
-        closer()
-        raise UserError(f"{path}: /volume voxel_size_m must be three positive lengths")
-    return d, tuple(vs), closer
-
-
-@contextmanager
-def _output_store(path: Path, shape: tuple[int, int, int], chunk_x: int) -> Iterator[tuple[Any, Any]]:
-    """Yield (array to fill, attrs mapping) in a temporary store that replaces ``path`` on success."""
-    chunks = (shape[0], min(shape[1], 256), min(shape[2], max(chunk_x, 1)))
-    if path.suffix == ".zarr":
-        import zarr
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        try:
-            g = zarr.open_group(str(tmp), mode="w")
-            arr = g.create_array("volume", shape=shape, chunks=chunks, dtype="float32")
-            yield arr, arr.attrs
-            old = path.with_name(f".{path.name}.old")
-            if path.exists():
-                path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        import h5py
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            d = f.create_dataset("volume", shape=shape, dtype="float32", chunks=chunks)
-            yield d, d.attrs
-
-
 def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path: str | Path,
                  settings: PredictSettings | None = None) -> dict[str, Any]:
     """Predict from a volume file to a volume file (HDF5 ``.h5`` or zarr ``.zarr``), streaming
@@ -250,8 +217,8 @@ def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path:
     in_path, out_path = Path(in_path), Path(out_path)
     device = pick_device(settings.device)
     m = _model(model, device)
-    d, (dz, dy, dx), close = _open_input(in_path)
-    try:
+    with open_volume(in_path) as src:
+        d, (dz, dy, dx) = src.data, src.voxel_size_m
         nz0, ny, nx = d.shape
         nz, window = _plan(m, d.shape, settings, str(in_path))
         chunk = max(1, (64 * 1024 * 1024) // max(1, 4 * nz0 * ny))  # ~64 MB per statistics read
@@ -270,17 +237,14 @@ def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path:
         var = max(s2 - s1 * s1 / n, 0.0) / max(n - 1, 1)
         mean, std = _norm(m, settings, s1 / n, math.sqrt(var), str(in_path))
         t0 = time.perf_counter()
-        with _output_store(out_path, (nz, 2 * ny, 2 * nx), 2 * window) as (arr, attrs):
+        shape = (nz, 2 * ny, 2 * nx)
+        chunks = (shape[0], min(shape[1], 256), min(shape[2], 2 * window))
+        attrs = _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model", in_path)
+        with create_volume(out_path, shape, (dz * nz0 / nz, dy / 2, dx / 2), attrs, chunks=chunks) as dst:
             def write(x0: int, x1: int, o: torch.Tensor) -> None:
-                arr[:, :, 2 * x0:2 * x1] = o.numpy()
+                dst.data[:, :, 2 * x0:2 * x1] = o.numpy()
             sliding_window(_network_fn(m, device, settings.amp), lambda x0, x1: (raw(x0, x1) - mean) / std, write,
                            (nz, ny, nx), window, settings.overlap, settings.batch_size, settings.blend, device)
-            attrs["voxel_size_m"] = [dz * nz0 / nz, dy / 2, dx / 2]
-            for k, v in _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model",
-                                      in_path).items():
-                attrs[k] = v
         seconds = time.perf_counter() - t0
-    finally:
-        close()
-    return {"input_shape": [nz0, ny, nx], "output_shape": [nz, 2 * ny, 2 * nx], "seconds": seconds,
+    return {"input_shape": [nz0, ny, nx], "output_shape": list(shape), "seconds": seconds,
             "output_voxels_per_s": nz * 4 * ny * nx / seconds if seconds > 0 else float("nan")}

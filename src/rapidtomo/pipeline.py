@@ -13,15 +13,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from .config import Settings, load_config_file
+from . import rundir
+from .config import Settings, load_config_file, settings_from
 from .errors import UserError
 from .io.atomic import atomic_path
-
-STATE_FILE = "pipeline_state.json"
+from .stages import run_approximant, run_evaluate, run_predict, run_simulate, run_train, run_two_step
 
 
 class PipelineSettings(Settings):
@@ -32,8 +32,16 @@ class PipelineSettings(Settings):
     phantom: str | None = Field(None, description="a volume to simulate, or the truth for your scans (optional)")
     golden: str | None = Field(None, description="a golden standard made elsewhere (volume file on the nominal "
                                "grid); default: made here from the nominal scan")
-    baselines: list[str] = Field(["fbp", "sart"], description="baselines from the reduced scan")
+    baselines: list[Literal["fbp", "sart"]] = Field(["fbp", "sart"], description="baselines from the reduced scan")
     seed: int = Field(0, description="seed for the simulation and the training")
+
+    @model_validator(mode="after")
+    def _check_inputs(self):
+        if self.scan_nominal and not self.scan_reduced:
+            raise ValueError("scan_nominal needs scan_reduced too (the approximant is made from it)")
+        if self.scan_reduced and not (self.scan_nominal or self.golden):
+            raise ValueError("scan_reduced needs scan_nominal (for the golden standard) or golden")
+        return self
 
 
 @dataclass
@@ -50,9 +58,12 @@ class Stage:
 
 @dataclass
 class Context:
+    """A run: its folder, the config file's raw sections, and the validated settings per stage."""
+
     run_dir: Path
     config: dict[str, Any]
     pipeline: PipelineSettings
+    settings: dict[str, Settings] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
@@ -79,7 +90,7 @@ def run_stages(ctx: Context, stages: list[Stage], force: bool = False, log=print
 
     Returns one row per stage: name, status (``ran``/``skipped``), seconds, outputs.
     """
-    state_path = ctx.path(STATE_FILE)
+    state_path = ctx.path(rundir.STATE)
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     keys: dict[str, str] = {}
     produced: dict[str, str] = {}  # output file → stage name
@@ -117,118 +128,160 @@ def stage_table(rows: list[dict[str, Any]]) -> str:
 
 
 def load_pipeline_config(config_path: str | Path | None) -> tuple[dict[str, Any], PipelineSettings]:
+    """The config file's sections (``{}`` without a file) and its validated ``[pipeline]`` section."""
     config = load_config_file(config_path) if config_path else {}
-    try:
-        pipe = PipelineSettings(**config.get("pipeline", {}))
-    except Exception as e:  # pydantic.ValidationError
-        raise UserError(f"{config_path}: [pipeline] {str(e).splitlines()[-1].strip()}") from None
-    return config, pipe
+    for name, value in config.items():
+        if not isinstance(value, dict):
+            raise UserError(f"{config_path}: {name} = ... outside a section; put it under [pipeline] or a stage")
+    return config, settings_from(PipelineSettings, "pipeline", config.get("pipeline", {}), _source(config_path))
+
+
+def _source(config_path) -> str:
+    return str(config_path) if config_path is not None else "settings"
+
+
+def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=None) -> dict[str, Settings]:
+    """Every stage's validated settings, before any work: a typo or a bad value fails at once with
+    one line naming the file, the section and the field. Keys: simulate, golden, baseline (the
+    ``[golden]`` values, then ``[baseline]``'s), approximant, train, predict, and one per baseline
+    method of ``[pipeline] baselines`` (the baseline settings with that method)."""
+    from .infer import PredictSettings
+    from .recon import ApproximantSettings, TwoStepSettings
+    from .simulate import SimulateSettings
+    from .train import TrainSettings
+    known = {"pipeline", "simulate", "golden", "baseline", "approximant", "train", "predict"}
+    for name in config:
+        if name not in known:
+            raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(sorted(known))})")
+    src = _source(config_path)
+    sec = lambda name: dict(config.get(name, {}))  # noqa: E731
+    out: dict[str, Settings] = {
+        "simulate": settings_from(SimulateSettings, "simulate", {"seed": pipe.seed, **sec("simulate")}, src),
+        "golden": settings_from(TwoStepSettings, "golden", {"method": "sart", **sec("golden")}, src),
+        "baseline": settings_from(TwoStepSettings, "baseline", {"method": "fbp", **sec("golden"), **sec("baseline")},
+                                  src),
+        "approximant": settings_from(ApproximantSettings, "approximant", sec("approximant"), src),
+        "train": settings_from(TrainSettings, "train", {"seed": pipe.seed, **sec("train")}, src),
+        "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
+    }
+    for m in pipe.baselines:
+        out[m] = settings_from(TwoStepSettings, "baseline", {**sec("golden"), **sec("baseline"), "method": m}, src)
+    return out
+
+
+def check_patch_fits(ctx: "Context", config_path=None) -> None:
+    """Refuse, before any work, a training patch larger than the approximant's training part.
+
+    The approximant of a ``(Z, Y, X)`` nominal grid has ``(Y + 1) // 2`` rows and trains on the
+    first ``train_fraction`` of its ``(X + 1) // 2`` columns (:mod:`rapidtomo.train.split`).
+    """
+    from .recon.approximant import coarse_shape
+    from .train import split_index
+    shape = _nominal_shape(ctx)
+    if shape is None:
+        return
+    train = ctx.settings["train"]
+    _, rows, cols = coarse_shape(shape, ctx.settings["approximant"].n_slabs)
+    fit = min(rows, split_index(cols, train.train_fraction))
+    if train.patch_size() > fit:
+        raise UserError(f"{_source(config_path)}: [train] patch {train.patch_size()} ({train.preset} preset unless "
+                        f"set) does not fit the approximant of the {shape[0]}×{shape[1]}×{shape[2]} sample "
+                        f"({rows} rows, {split_index(cols, train.train_fraction)} training columns); "
+                        f"set [train] patch to at most {fit}")
+
+
+def _nominal_shape(ctx: "Context") -> tuple[int, int, int] | None:
+    """(Z, Y, X) of the nominal object grid: the phantom's, the simulation's or the reduced scan's."""
+    import h5py
+
+    from .io import open_volume
+    p = ctx.pipeline
+    if p.scan_reduced:
+        try:
+            with h5py.File(p.scan_reduced, "r") as f:
+                return tuple(int(v) for v in f["/entry/sample/volume_shape"][()])
+        except (OSError, KeyError, ValueError, TypeError):
+            return None  # read_scan names the problem when the stage runs
+    if p.phantom:
+        with open_volume(p.phantom) as v:
+            return v.shape
+    return tuple(ctx.settings["simulate"].shape)
 
 
 # ---------------------------------------------------------------- the stages
 
 def _simulate(ctx: Context) -> dict:
-    from .io import read_volume, write_scan, write_volume
-    from .runinfo import provenance
-    from .simulate import SimulateSettings, simulate
-    settings = SimulateSettings(**{"seed": ctx.pipeline.seed, **ctx.section("simulate")})
-    phantom = read_volume(ctx.pipeline.phantom) if ctx.pipeline.phantom else None
-    phantom, nominal, reduced = simulate(settings, phantom)
-    phantom.attrs.update(provenance(settings.to_dict()))
-    write_volume(ctx.path("phantom.h5"), phantom)
-    write_scan(ctx.path("scan_nominal.h5"), nominal)
-    write_scan(ctx.path("scan_reduced.h5"), reduced)
-    return {"n_patterns_nominal": int(nominal.intensities.shape[0] * nominal.intensities.shape[1])}
+    r = run_simulate(ctx.settings["simulate"], ctx.run_dir, ctx.pipeline.phantom)
+    return {"n_patterns_nominal": r["n_patterns"]["nominal"]}
 
 
-def scan_paths(ctx: Context) -> tuple[Path, Path]:
+def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
+    """(nominal, reduced) scan files: the user's (``[pipeline]``), else the simulated ones."""
     p = ctx.pipeline
-    if p.scan_nominal or p.scan_reduced:
-        if not (p.scan_nominal and p.scan_reduced) and not p.golden:
-            raise UserError("[pipeline] give both scan_nominal and scan_reduced (or scan_reduced and golden)")
+    if p.scan_reduced:  # PipelineSettings checked that scan_nominal or golden comes with it
         return (Path(p.scan_nominal) if p.scan_nominal else None, Path(p.scan_reduced))
-    return ctx.path("scan_nominal.h5"), ctx.path("scan_reduced.h5")
+    return ctx.path(rundir.SCAN_NOMINAL), ctx.path(rundir.SCAN_REDUCED)
 
 
 def _golden(ctx: Context) -> dict:
-    from .io import read_scan, write_volume
-    from .recon import two_step
-    from .recon.two_step import TwoStepSettings
-    from .runinfo import provenance
     nominal, _ = scan_paths(ctx)
-    settings = TwoStepSettings(**{"method": "sart", **ctx.section("golden")})
-    vol = two_step(read_scan(nominal), settings, cache_path=ctx.path("golden.cache.h5"))
-    vol.attrs.update(provenance(settings.to_dict(), [nominal]))
-    write_volume(ctx.path("golden.h5"), vol)
+    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE))
     return {}
 
 
 def _baseline(method: str):
     def run(ctx: Context) -> dict:
-        from .io import read_scan, write_volume
-        from .recon import two_step
-        from .recon.two_step import TwoStepSettings
-        from .runinfo import provenance
         _, reduced = scan_paths(ctx)
-        settings = TwoStepSettings(**{**ctx.section("golden"), **ctx.section("baseline"), "method": method})
-        vol = two_step(read_scan(reduced), settings, cache_path=ctx.path("baseline.cache.h5"))
-        vol.attrs.update(provenance(settings.to_dict(), [reduced]))
-        write_volume(ctx.path(f"{method}.h5"), vol)
+        run_two_step(reduced, ctx.path(rundir.baseline(method)), ctx.settings[method], "baseline",
+                     ctx.path(rundir.BASELINE_CACHE))
         return {}
     return run
 
 
 def _approximant(ctx: Context) -> dict:
-    from .io import read_scan, write_volume
-    from .recon.approximant import ApproximantSettings, approximant
-    from .runinfo import provenance
     _, reduced = scan_paths(ctx)
-    settings = ApproximantSettings(**ctx.section("approximant"))
-    vol = approximant(read_scan(reduced), settings)
-    vol.attrs.update(provenance(settings.to_dict(), [reduced]))
-    write_volume(ctx.path("approximant.h5"), vol)
-    return {"loss_history": vol.attrs["loss_history"]}
+    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"])
+    return {"loss_history": r["loss_history"]}
 
 
 def _train(ctx: Context) -> dict:
-    from .io import read_volume
-    from .train import TrainSettings, train
-    settings = TrainSettings(**{"seed": ctx.pipeline.seed, **ctx.section("train")})
-    result = train(read_volume(ctx.path("approximant.h5")), read_volume(golden_path(ctx)), settings,
-                   ctx.path("model.pt"))
+    result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(rundir.MODEL), ctx.settings["train"])
     return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
             "n_train": result.get("n_train"), "n_val": result.get("n_val")}
 
 
 def _predict(ctx: Context) -> dict:
-    from .infer import PredictSettings, predict
-    from .io import read_volume, write_volume
-    vol = predict(ctx.path("model.pt"), read_volume(ctx.path("approximant.h5")),
-                  PredictSettings(**ctx.section("predict")))
-    write_volume(ctx.path("prediction.h5"), vol)
+    run_predict(ctx.path(rundir.MODEL), ctx.path(rundir.APPROXIMANT), ctx.path(rundir.PREDICTION),
+                ctx.settings["predict"])
     return {}
 
 
 def golden_path(ctx: Context) -> Path:
-    return Path(ctx.pipeline.golden) if ctx.pipeline.golden else ctx.path("golden.h5")
+    return Path(ctx.pipeline.golden) if ctx.pipeline.golden else ctx.path(rundir.GOLDEN)
 
 
-VOLUMES = {"rapid": "prediction.h5", "approximant": "approximant.h5", "fbp": "fbp.h5", "sart": "sart.h5"}
+def truth_path(ctx: Context) -> Path:
+    """The truth: the user's phantom for their own scans, else the simulated phantom."""
+    user_truth = ctx.pipeline.phantom and ctx.pipeline.scan_reduced
+    return Path(ctx.pipeline.phantom) if user_truth else ctx.path(rundir.PHANTOM)
+
+
+# names in metrics.json of the volumes a run evaluates (the references are golden and truth)
+EVALUATED = ("rapid", "approximant", "fbp", "sart")
 
 
 def _evaluate(ctx: Context) -> dict:
-    from .io import read_volume
-    from .io.atomic import atomic_path
-    from .metrics.evaluate import evaluate, metrics_table
-    vols = {name: read_volume(ctx.path(f)) for name, f in VOLUMES.items() if ctx.path(f).exists()}
-    region = heldout_fraction(ctx, vols["approximant"].shape)
-    result = {"vs_golden": evaluate(read_volume(golden_path(ctx)), vols, region)}
-    user_truth = ctx.pipeline.phantom and ctx.pipeline.scan_reduced  # the truth of the user's own scans
-    truth = Path(ctx.pipeline.phantom) if user_truth else ctx.path("phantom.h5")
-    if truth.exists():
-        result["vs_truth"] = evaluate(read_volume(truth), vols, region)
-    with atomic_path(ctx.path("metrics.json")) as tmp:
-        tmp.write_text(json.dumps({**result, "region_x_fraction": region}, indent=2))
+    from .io import open_volume
+    from .metrics.evaluate import Region, metrics_table
+    from .train import heldout_region
+    volumes = {n: ctx.path(rundir.VOLUMES[n]) for n in EVALUATED if ctx.path(rundir.VOLUMES[n]).exists()}
+    with open_volume(volumes["approximant"]) as a:
+        shape = a.shape
+    region_x, _ = heldout_region(shape, ctx.settings["train"])  # the part that training never saw
+    refs = {"golden": golden_path(ctx)}
+    if truth_path(ctx).exists():
+        refs["truth"] = truth_path(ctx)
+    result = run_evaluate(volumes, refs, ctx.path(rundir.METRICS), Region.from_x_fraction((region_x.start / shape[-1], 1.0)))
     print(metrics_table(result))
     return {}
 
@@ -238,57 +291,39 @@ def _report(ctx: Context) -> dict:
     return {"report": str(build_report(ctx.run_dir))}
 
 
-def heldout_fraction(ctx: Context, approximant_shape: tuple[int, int, int]) -> tuple[float, float]:
-    """The held-out x range (fractions of the width) that training never sees."""
-    from .train import TrainSettings, heldout_region
-    approx_x, _ = heldout_region(approximant_shape, TrainSettings(**ctx.section("train")))
-    return (approx_x.start / approximant_shape[-1], 1.0)
-
-
 def build_stages(ctx: Context) -> list[Stage]:
-    """The stage list for this run's inputs (simulated or the user's files)."""
+    """The stage list for this run's inputs (simulated or the user's files).
+
+    A stage's key hashes its raw config section (not the validated settings), so a finished run
+    stays finished when a default is added to a settings class.
+    """
     p = ctx.pipeline
     sec = ctx.section
     stages = []
     nominal, reduced = scan_paths(ctx)
     user_scans = bool(p.scan_reduced)
     if not user_scans:
-        stages.append(Stage("simulate", [], ["phantom.h5", "scan_nominal.h5", "scan_reduced.h5"],
+        stages.append(Stage("simulate", [], [rundir.PHANTOM, rundir.SCAN_NOMINAL, rundir.SCAN_REDUCED],
                             {**sec("simulate"), "seed": p.seed, "phantom": p.phantom}, _simulate,
                             [p.phantom] if p.phantom else []))
-    scans = [] if user_scans else ["scan_nominal.h5", "scan_reduced.h5"]
+    scans = [] if user_scans else [rundir.SCAN_NOMINAL, rundir.SCAN_REDUCED]
     if not p.golden:
-        stages.append(Stage("golden", scans, ["golden.h5"], {**sec("golden")}, _golden,
+        stages.append(Stage("golden", scans, [rundir.GOLDEN], {**sec("golden")}, _golden,
                             [str(nominal)] if user_scans else []))
     for m in p.baselines:
-        stages.append(Stage(m, scans, [f"{m}.h5"], {**sec("golden"), **sec("baseline"), "method": m},
+        stages.append(Stage(m, scans, [rundir.baseline(m)], {**sec("golden"), **sec("baseline"), "method": m},
                             _baseline(m), [str(reduced)] if user_scans else []))
-    stages.append(Stage("approximant", scans, ["approximant.h5"], sec("approximant"), _approximant,
+    stages.append(Stage("approximant", scans, [rundir.APPROXIMANT], sec("approximant"), _approximant,
                         [str(reduced)] if user_scans else []))
-    golden_in = [] if p.golden else ["golden.h5"]
-    stages.append(Stage("train", ["approximant.h5"] + golden_in, ["model.pt"], {**sec("train"), "seed": p.seed},
+    golden_in = [] if p.golden else [rundir.GOLDEN]
+    stages.append(Stage("train", [rundir.APPROXIMANT] + golden_in, [rundir.MODEL], {**sec("train"), "seed": p.seed},
                         _train, [p.golden] if p.golden else []))
-    stages.append(Stage("predict", ["model.pt", "approximant.h5"], ["prediction.h5"], sec("predict"), _predict))
-    stages.append(Stage("evaluate", ["prediction.h5", "approximant.h5"] + golden_in + [f"{m}.h5" for m in p.baselines],
-                        ["metrics.json"], {}, _evaluate))
-    stages.append(Stage("report", ["metrics.json"], ["report/index.html"], {}, _report))
+    stages.append(Stage("predict", [rundir.MODEL, rundir.APPROXIMANT], [rundir.PREDICTION], sec("predict"),
+                        _predict))
+    stages.append(Stage("evaluate", [rundir.PREDICTION, rundir.APPROXIMANT] + golden_in
+                        + [rundir.baseline(m) for m in p.baselines], [rundir.METRICS], {}, _evaluate))
+    stages.append(Stage("report", [rundir.METRICS], [rundir.REPORT], {}, _report))
     return stages
-
-
-def validate_sections(config: dict[str, Any], config_path) -> None:
-    """Check every stage's section before any work, so a typo fails at once with one line."""
-    from .config import build_settings
-    from .infer import PredictSettings
-    from .recon import ApproximantSettings, TwoStepSettings
-    from .simulate import SimulateSettings
-    from .train import TrainSettings
-    known = {"pipeline": None, "simulate": SimulateSettings, "golden": TwoStepSettings, "baseline": TwoStepSettings,
-             "approximant": ApproximantSettings, "train": TrainSettings, "predict": PredictSettings}
-    for name in config:
-        if name not in known:
-            raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(known)})")
-        if known[name] is not None and config_path is not None:
-            build_settings(known[name], name, config_path)
 
 
 def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, seed: int | None = None,
@@ -302,12 +337,12 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
         value = getattr(pipe, key)
         if value and not Path(value).exists():
             raise UserError(f"{config_path}: [pipeline] {key}: file {value} not found")
-    validate_sections(config, config_path)
+    ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path))
+    check_patch_fits(ctx, config_path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(run_dir, config, pipe)
     rows = run_stages(ctx, build_stages(ctx), force=force, log=log)
-    with atomic_path(run_dir / "timings.json") as tmp:
+    with atomic_path(run_dir / rundir.TIMINGS) as tmp:
         tmp.write_text(json.dumps({r["stage"]: r["seconds"] for r in rows}, indent=2))
-    with atomic_path(run_dir / "pipeline_settings.json") as tmp:
+    with atomic_path(run_dir / rundir.SETTINGS) as tmp:
         tmp.write_text(json.dumps({"pipeline": pipe.to_dict(), **config}, indent=2, default=str))
     return rows

@@ -1,9 +1,9 @@
 """Figures and a self-contained HTML report of a run directory.
 
 ``build_report(run_dir)`` writes ``run_dir/report/index.html`` and the PNG figures it shows, all in
-``run_dir/report/`` (no other files, no network). Everything it finds is used and every missing
-piece is skipped: volumes ``phantom.h5`` (truth), ``golden.h5``, ``approximant.h5``,
-``prediction.h5`` (RAPID), ``fbp.h5``, ``sart.h5``; ``metrics.json``; ``timings.json``; the
+``run_dir/report/`` (no other files, no network), one section per step: metrics, layer views and
+PSD planes, curves, timings, settings. Everything it finds is used and every missing piece is
+skipped: the volumes of :data:`rapidtomo.rundir.VOLUMES`; ``metrics.json``; ``timings.json``; the
 training log (``train_log.csv`` or ``*.log.csv``); ``sweep_*.json``; ``ablation.json``; settings
 files (``*.json``, ``*.toml``, ``*.yaml``). The plotting functions are reusable by the
 experiments (``plot_metric_curves``, ``plot_metric_bars``).
@@ -19,18 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, rundir
 from .io import Volume, read_volume
 from .io.atomic import atomic_path
 
-# name → file in the run directory, in the order of the panels
-VOLUME_FILES = {"truth": "phantom.h5", "golden": "golden.h5", "approximant": "approximant.h5",
-                "rapid": "prediction.h5", "fbp": "fbp.h5", "sart": "sart.h5"}
 LABELS = {"truth": "truth (phantom)", "golden": "golden standard", "approximant": "approximant",
           "rapid": "RAPID", "fbp": "FBP", "sart": "SART"}
 METRICS = ("pcc", "ms_ssim", "ber", "dice")
 METRIC_LABELS = {"pcc": "PCC", "ms_ssim": "MS-SSIM", "ber": "BER", "dice": "DICE"}
-NOT_SETTINGS = {"metrics.json", "timings.json", "ablation.json", "pipeline_state.json"}
+NOT_SETTINGS = {rundir.METRICS, rundir.TIMINGS, "ablation.json", rundir.STATE}
 
 
 def _plt():
@@ -255,7 +252,7 @@ def _read_json(path: Path):
 def _n_angles(run_dir: Path, which: str, settings: dict) -> int | None:
     """Angles of the nominal/reduced scan: from the scan file, else the simulate settings."""
     import h5py
-    path = run_dir / f"scan_{which}.h5"
+    path = run_dir / {"nominal": rundir.SCAN_NOMINAL, "reduced": rundir.SCAN_REDUCED}[which]
     try:
         with h5py.File(path, "r") as f:
             return int(f["/entry/data/angles_deg"].shape[0])
@@ -281,51 +278,66 @@ def _timing_section(run_dir: Path, timings: dict, settings: dict) -> str:
     return "".join(parts)
 
 
-def build_report(run_dir, out_dir=None) -> Path:
-    """Write ``out_dir/index.html`` (default ``run_dir/report``) with its PNG figures; returns its path."""
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _read_json(run_dir / "metrics.json")
-    metrics = metrics if isinstance(metrics, dict) else {}
-    timings = _read_json(run_dir / "timings.json")
-    timings = {k: float(v) for k, v in timings.items() if isinstance(v, (int, float))} if isinstance(timings, dict) else {}
-    settings = _read_json(run_dir / "pipeline_settings.json")
-    settings = settings if isinstance(settings, dict) else {}
-    region_x = metrics.get("region_x_fraction")
-    sections = [f"<h1>rapidtomo report</h1><p>Run directory <code>{html.escape(str(run_dir.resolve()))}</code>, "
-                f"rapidtomo {__version__}, {time.strftime('%Y-%m-%d %H:%M')}.</p>"]
+CSS = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+td, th { border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 0.8em 0; } img { max-width: 100%; } figcaption { font-size: 0.85em; color: #555; }
+pre { background: #f4f4f4; padding: 0.6em; overflow-x: auto; font-size: 0.8em; } .note { color: #777; }
+"""
 
+
+def _read_dict(path: Path) -> dict:
+    data = _read_json(path)
+    return data if isinstance(data, dict) else {}
+
+
+def _metrics_section(metrics: dict, out_dir: Path) -> str:
+    """A table and a bar chart per reference (``vs_golden``, ``vs_truth``); empty without metrics."""
     blocks = {k: v for k, v in metrics.items() if k.startswith("vs_") and isinstance(v, dict)}
-    if blocks:
-        html_blocks = []
-        for ref_name, rows in blocks.items():
-            table = _table(["method", *[METRIC_LABELS[m] for m in METRICS]],
-                           [[html.escape(label(n)), *[_fmt(r.get(m, "–")) for m in METRICS]] for n, r in rows.items()])
-            png = plot_metric_bars(rows, out_dir / f"metrics_{ref_name}.png", title=f"against {ref_name[3:]}")
-            html_blocks.append(f"<h3>against {html.escape(ref_name[3:])}</h3>{table}{_img(png, f'metrics {ref_name}')}")
-        where = f" on the x range {region_x} of the width (held out from training)" if region_x else ""
-        sections.append(f"<h2>Metrics</h2><p>PCC, MS-SSIM, BER, DICE{html.escape(where)}.</p>" + "".join(html_blocks))
+    if not blocks:
+        return ""
+    html_blocks = []
+    for ref_name, rows in blocks.items():
+        table = _table(["method", *[METRIC_LABELS[m] for m in METRICS]],
+                       [[html.escape(label(n)), *[_fmt(r.get(m, "–")) for m in METRICS]] for n, r in rows.items()])
+        png = plot_metric_bars(rows, out_dir / f"metrics_{ref_name}.png", title=f"against {ref_name[3:]}")
+        html_blocks.append(f"<h3>against {html.escape(ref_name[3:])}</h3>{table}{_img(png, f'metrics {ref_name}')}")
+    region_x = metrics.get("region_x_fraction")
+    where = f" on the x range {region_x} of the width (held out from training)" if region_x else ""
+    return f"<h2>Metrics</h2><p>PCC, MS-SSIM, BER, DICE{html.escape(where)}.</p>" + "".join(html_blocks)
 
-    paths = {n: run_dir / f for n, f in VOLUME_FILES.items()}
-    for name, key in (("golden", "golden"), ("truth", "phantom")):  # the user's own files, named in the settings
+
+def volume_paths(run_dir: Path, settings: dict) -> dict[str, Path]:
+    """The run's volume files by name; the user's own golden standard or truth if the run names them."""
+    paths = {n: run_dir / f for n, f in rundir.VOLUMES.items()}
+    for name, key in (("golden", "golden"), ("truth", "phantom")):
         given = (settings.get("pipeline") or {}).get(key)
         if given and not paths[name].exists() and Path(given).is_file():
             paths[name] = Path(given)
-    volumes = {n: read_volume(p) for n, p in paths.items() if p.exists()}
-    if volumes:
-        ref_name = "golden" if "golden" in volumes else next(iter(volumes))
-        reference = volumes[ref_name]
-        grid = " × ".join(str(n) for n in reference.shape)
-        views = layer_views(volumes, reference, out_dir, region_x)
-        sections.append(f"<h2>Layer-wise views</h2><p>All volumes on the {html.escape(label(ref_name))} grid "
-                        f"({grid} voxels, z × y × x), one grey scale (its 1st–99th percentiles); the dashed line "
-                        "marks the start of the held-out part.</p>" + "".join(_img(p, c) for c, p in views))
-        png = psd_figure(volumes, reference, out_dir / "psd.png", region_x)
-        sections.append("<h2>Power spectral density</h2><p>log10 of the PSD planes (3D PSD summed over the third "
-                        f"axis){' of the held-out part' if region_x else ''}, 6 decades per column.</p>"
-                        + _img(png, "PSD planes"))
+    return paths
 
+
+def _volume_sections(volumes: dict[str, Volume], out_dir: Path, region_x) -> str:
+    """Layer-wise views and PSD planes of every volume on the golden standard's grid."""
+    if not volumes:
+        return ""
+    ref_name = "golden" if "golden" in volumes else next(iter(volumes))
+    reference = volumes[ref_name]
+    grid = " × ".join(str(n) for n in reference.shape)
+    views = layer_views(volumes, reference, out_dir, region_x)
+    png = psd_figure(volumes, reference, out_dir / "psd.png", region_x)
+    return (f"<h2>Layer-wise views</h2><p>All volumes on the {html.escape(label(ref_name))} grid "
+            f"({grid} voxels, z × y × x), one grey scale (its 1st–99th percentiles); the dashed line "
+            "marks the start of the held-out part.</p>" + "".join(_img(p, c) for c, p in views)
+            + "<h2>Power spectral density</h2><p>log10 of the PSD planes (3D PSD summed over the third "
+            f"axis){' of the held-out part' if region_x else ''}, 6 decades per column.</p>"
+            + _img(png, "PSD planes"))
+
+
+def _curves_section(run_dir: Path, out_dir: Path) -> str:
+    """Sweep curves (``sweep_*.json``), the ablation bars and the training losses, where present."""
     curves = []
     for path in sorted(run_dir.glob("sweep_*.json")):
         data = _read_json(path)
@@ -347,38 +359,47 @@ def build_report(run_dir, out_dir=None) -> Path:
             png = plot_training(list(csv.DictReader(f)), out_dir / "training.png")
         if png:
             curves.append(_img(png, f"training losses ({logs[0].name})"))
-    if curves:
-        sections.append("<h2>Curves</h2>" + "".join(curves))
+    return "<h2>Curves</h2>" + "".join(curves) if curves else ""
 
-    if timings:
-        sections.append("<h2>Timings</h2>" + _timing_section(run_dir, timings, settings))
 
+def _settings_section(run_dir: Path) -> str:
+    """Every settings file of the run (JSON sidecars, TOML/YAML configs), each folded."""
     files = [p for p in sorted(run_dir.iterdir()) if p.is_file() and p.name not in NOT_SETTINGS
              and not p.name.startswith("sweep_") and p.suffix in (".json", ".toml", ".yaml", ".yml")]
-    if files:
-        sections.append("<h2>Settings</h2>" + "".join(
-            f"<details><summary>{html.escape(p.name)}</summary><pre>{html.escape(p.read_text())}</pre></details>"
-            for p in files))
-    missing = [p.name for p in paths.values() if not p.exists()]
-    if missing:
-        sections.append(f"<p class=note>Not in this run: {html.escape(', '.join(missing))}.</p>")
+    if not files:
+        return ""
+    return "<h2>Settings</h2>" + "".join(
+        f"<details><summary>{html.escape(p.name)}</summary><pre>{html.escape(p.read_text())}</pre></details>"
+        for p in files)
 
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rapidtomo report: {html.escape(run_dir.name)}</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }}
-table {{ border-collapse: collapse; margin: 0.5em 0; }}
-td, th {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-figure {{ margin: 0.8em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size: 0.85em; color: #555; }}
-pre {{ background: #f4f4f4; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }} .note {{ color: #777; }}
-</style></head><body>
-{chr(10).join(sections)}
-</body></html>
-"""
+
+def _page(title: str, sections: list[str]) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>\n'
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(sections) + "\n</body></html>\n")
+
+
+def build_report(run_dir, out_dir=None) -> Path:
+    """Write ``out_dir/index.html`` (default ``run_dir/report``) with its PNG figures; returns its path."""
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = _read_dict(run_dir / rundir.METRICS)
+    timings = {k: float(v) for k, v in _read_dict(run_dir / rundir.TIMINGS).items() if isinstance(v, (int, float))}
+    settings = _read_dict(run_dir / rundir.SETTINGS)
+    paths = volume_paths(run_dir, settings)
+    volumes = {n: read_volume(p) for n, p in paths.items() if p.exists()}
+    missing = [p.name for p in paths.values() if not p.exists()]
+    sections = [f"<h1>rapidtomo report</h1><p>Run directory <code>{html.escape(str(run_dir.resolve()))}</code>, "
+                f"rapidtomo {__version__}, {time.strftime('%Y-%m-%d %H:%M')}.</p>",
+                _metrics_section(metrics, out_dir),
+                _volume_sections(volumes, out_dir, metrics.get("region_x_fraction")),
+                _curves_section(run_dir, out_dir),
+                "<h2>Timings</h2>" + _timing_section(run_dir, timings, settings) if timings else "",
+                _settings_section(run_dir),
+                f"<p class=note>Not in this run: {html.escape(', '.join(missing))}.</p>" if missing else ""]
     index = out_dir / "index.html"
     with atomic_path(index) as tmp:
-        tmp.write_text(page, encoding="utf-8")
+        tmp.write_text(_page(f"rapidtomo report: {run_dir.name}", [s for s in sections if s]), encoding="utf-8")
     return index
 
 

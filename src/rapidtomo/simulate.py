@@ -85,10 +85,6 @@ class SimulateSettings(Settings):
             self.energy_kev, self.voxel_size_m, self.detector_pixel_m, self.detector_size)
 
 
-PAPER_PRESET = dict(shape=(280, 256, 512), voxel_size_m=14.1e-9, detector_size=256, detector_distance_m=1.92,
-                    n_modes=12, scan_step_px=8, n_nominal=349, n_reduced=21, device="auto")
-
-
 class FineModel:
     """The reference model of one volume, built once and applied per angle (see :mod:`physics.reference`)."""
 

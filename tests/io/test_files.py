@@ -97,3 +97,44 @@ def test_failed_write_leaves_existing_file_untouched(tmp_path, rng, monkeypatch)
         write_volume(path, Volume(np.zeros((2, 2, 2)), (1, 1, 1)))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["v.h5"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".zarr"])
+def test_volume_round_trip_both_formats_and_streaming_open(tmp_path, rng, suffix):
+    from rapidtomo.io import open_volume
+    v = Volume(rng.random((3, 4, 5)).astype(np.float32), (1e-8, 2e-8, 2e-8),
+               {"quantity": "phase", "settings": {"a": 1}, "n": np.int64(3)}, attenuation=rng.random((3, 4, 5)))
+    path = write_volume(tmp_path / f"v{suffix}", v)
+    r = read_volume(path)
+    np.testing.assert_array_equal(r.data, v.data)
+    np.testing.assert_array_equal(r.attenuation, v.attenuation)
+    assert r.voxel_size_m == v.voxel_size_m and r.attrs["quantity"] == "phase" and r.attrs["n"] == 3
+    assert type(r.attrs["n"]) is int  # plain Python, so the attributes go on into JSON provenance
+    with open_volume(path) as f:  # slices read without loading the rest
+        assert f.shape == (3, 4, 5)
+        np.testing.assert_array_equal(f.data[:, 1:3, 4:5], v.data[:, 1:3, 4:5])
+    write_volume(path, Volume(np.zeros((2, 2, 2)), (1, 1, 1)))  # replaces an existing file or store
+    assert read_volume(path).shape == (2, 2, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"v{suffix}"]
+
+
+def test_failed_zarr_write_leaves_existing_store_untouched(tmp_path):
+    from rapidtomo.io import create_volume
+    path = write_volume(tmp_path / "v.zarr", Volume(np.ones((2, 2, 2)), (1, 1, 1)))
+    with pytest.raises(RuntimeError):
+        with create_volume(path, (4, 4, 4), (1, 1, 1)) as f:
+            f.data[:2] = 0
+            raise RuntimeError("killed half-way")
+    np.testing.assert_array_equal(read_volume(path).data, np.ones((2, 2, 2)))
+    assert [p.name for p in tmp_path.iterdir()] == ["v.zarr"]
+
+
+def test_malformed_zarr_gives_one_clear_line(tmp_path):
+    import zarr
+    (tmp_path / "empty.zarr").mkdir()
+    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_array("other", shape=(2,), dtype="f4")
+    for name, words in (("empty.zarr", "not a readable zarr store"), ("g.zarr", "missing array /volume"),
+                        ("none.zarr", "file not found")):
+        with pytest.raises(UserError) as e:
+            read_volume(tmp_path / name)
+        assert str(tmp_path / name) in str(e.value) and words in str(e.value) and "\n" not in str(e.value)

@@ -6,11 +6,13 @@ import argparse
 from . import golden
 
 HELP = "two-step baseline from the reduced scan: per-angle ptychography, then FBP or SART"
+SECTION = "baseline"
+DEFAULTS = {"method": "fbp"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    golden.add_arguments(p, section="baseline", default_method="fbp")
+    golden.add_arguments(p, section=SECTION, defaults=DEFAULTS)
 
 
 def run(args) -> int:
-    return golden.run(args, section="baseline", default_method="fbp")
+    return golden.run(args, section=SECTION, defaults=DEFAULTS)

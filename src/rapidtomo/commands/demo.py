@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from importlib.resources import files
 from pathlib import Path
 
 from . import pipeline
@@ -12,14 +11,15 @@ HELP = "run the whole method on a built-in synthetic IC and print metrics, timin
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    p.add_argument("--seed", type=int, default=0, help="another seed gives another sample of the same kind")
+    pipeline.add_pipeline_arguments(p)
     p.add_argument("--config", type=Path, help="settings to use instead of the built-in demo preset")
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
 
 
 def run(args) -> int:
+    from ..config import preset_path
     from ..pipeline import run_pipeline
-    config = args.config or Path(str(files("rapidtomo") / "presets" / "demo.toml"))
-    rows = run_pipeline(args.out, config, seed=args.seed, force=args.force)
+    config = args.config or preset_path("demo")
+    rows = run_pipeline(args.out, config, seed=getattr(args, "seed", None), force=args.force)
     pipeline.finish(args.out, rows)
     return 0

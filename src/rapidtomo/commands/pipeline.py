@@ -5,6 +5,9 @@ import argparse
 import json
 from pathlib import Path
 
+from .. import rundir
+from .flags import add_settings_arguments
+
 HELP = "run every stage (simulate or your scans → golden → baselines → approximant → train → predict → " \
        "evaluate → report) in RUN_DIR, skipping unchanged stages"
 
@@ -13,29 +16,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="run directory (created; holds every input, output and log)")
     p.add_argument("--config", type=Path, help="TOML/YAML with [pipeline], [simulate], [golden], [baseline], "
                    "[approximant], [train], [predict] sections; see rapidtomo/presets/demo.toml")
-    p.add_argument("--seed", type=int, help="seed of the simulated sample and of training")
+    add_pipeline_arguments(p)
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
+
+
+def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
+    """``--seed`` (from ``PipelineSettings``; overrides the config's ``[pipeline] seed``)."""
+    from ..pipeline import PipelineSettings
+    add_settings_arguments(p, PipelineSettings, ["seed"])
 
 
 def finish(run_dir: Path, rows) -> None:
     """Print the metrics table, the stage table and the report's path."""
     from ..metrics.evaluate import metrics_table
     from ..pipeline import stage_table
-    metrics = run_dir / "metrics.json"
+    metrics = run_dir / rundir.METRICS
     if metrics.exists():
         m = json.loads(metrics.read_text())
         print("\nmetrics on the held-out part (x fraction {}):".format(m.get("region_x_fraction")))
         print(metrics_table({k: v for k, v in m.items() if k.startswith("vs_")}))
     table = stage_table(rows)
-    (run_dir / "stages.txt").write_text(table + "\n")
+    (run_dir / rundir.STAGES).write_text(table + "\n")
     print("\n" + table)
-    report = run_dir / "report" / "index.html"
+    report = run_dir / rundir.REPORT
     if report.exists():
         print(f"\nreport: {report.resolve()}")
 
 
 def run(args) -> int:
     from ..pipeline import run_pipeline
-    rows = run_pipeline(args.run_dir, args.config, seed=args.seed, force=args.force)
+    rows = run_pipeline(args.run_dir, args.config, seed=getattr(args, "seed", None), force=args.force)
     finish(args.run_dir, rows)
     return 0

@@ -5,6 +5,7 @@ import json
 import time
 from pathlib import Path
 
+from .. import rundir
 from ..io import read_volume
 from ..io.atomic import atomic_path
 from .sweeps import METRICS, _run_settings
@@ -20,17 +21,16 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None) 
     """
     from ..infer import predict
     from ..metrics.evaluate import evaluate
+    from ..config import settings_from
     from ..train import TrainSettings, heldout_region, train
     run_dir = Path(run_dir)
-    cfg = _run_settings(run_dir)
-    appx = read_volume(run_dir / "approximant.h5")
-    golden = read_volume(run_dir / "golden.h5")
+    run_train = _run_settings(run_dir)["train"]
+    appx = read_volume(run_dir / rundir.APPROXIMANT)
+    golden = read_volume(run_dir / rundir.GOLDEN)
     records = []
     for v in variants:
-        overrides = {"seed": cfg["pipeline"]["seed"], **cfg.get("train", {}), "variant": v}
-        if epochs:
-            overrides["epochs"] = epochs
-        settings = TrainSettings(**overrides)
+        overrides = {"variant": v, **({"epochs": epochs} if epochs else {})}
+        settings = settings_from(TrainSettings, "train", {**run_train.model_dump(), **overrides})
         model = run_dir / "ablation" / f"model_{v}.pt"
         t0 = time.perf_counter()
         result = train(appx, golden, settings, model)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import rundir
 from ..errors import UserError
 from ..io import read_volume
 from ..io.atomic import atomic_path
@@ -23,10 +24,15 @@ METRICS = ("pcc", "ms_ssim", "ber", "dice")
 
 
 def _run_settings(run_dir: Path) -> dict:
-    path = run_dir / "pipeline_settings.json"
+    """The finished run's validated settings per stage (:func:`rapidtomo.pipeline.stage_settings`)."""
+    from ..config import settings_from
+    from ..pipeline import PipelineSettings, stage_settings
+    path = run_dir / rundir.SETTINGS
     if not path.exists():
         raise UserError(f"{path}: not found — run `rapidtomo pipeline {run_dir}` (or demo) first")
-    return json.loads(path.read_text())
+    config = json.loads(path.read_text())
+    pipe = settings_from(PipelineSettings, "pipeline", config.get("pipeline", {}), str(path))
+    return stage_settings(config, pipe, path)
 
 
 def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool = False,
@@ -34,42 +40,40 @@ def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool =
     """Records ``{value, method, pcc, ms_ssim, ber, dice, seconds}`` for ``kind`` ∈ {angles, range}."""
     from ..infer import predict
     from ..metrics.evaluate import evaluate
-    from ..recon.approximant import ApproximantSettings, approximant
-    from ..recon.two_step import TwoStepSettings, two_step
-    from ..simulate import SimulateSettings, make_probe, make_scan
     from ..physics.geometry import angle_set_deg
-    from ..train import TrainSettings, heldout_region, train
+    from ..recon.approximant import approximant
+    from ..recon.two_step import two_step
+    from ..simulate import make_probe, make_scan
+    from ..train import heldout_region, train
     run_dir = Path(run_dir)
     if kind not in ("angles", "range"):
         raise UserError(f"sweep kind must be 'angles' or 'range', got {kind!r}")
-    cfg = _run_settings(run_dir)
-    sim = SimulateSettings(**{"seed": cfg["pipeline"]["seed"], **cfg.get("simulate", {})})
-    phantom = read_volume(run_dir / "phantom.h5")
-    golden = read_volume(run_dir / "golden.h5")
+    settings = _run_settings(run_dir)
+    sim, tsettings = settings["simulate"], settings["train"]
+    phantom = read_volume(run_dir / rundir.PHANTOM)
+    golden = read_volume(run_dir / rundir.GOLDEN)
     probe = make_probe(sim, phantom.voxel_size_m[2])
-    tsettings = TrainSettings(**{"seed": cfg["pipeline"]["seed"], **cfg.get("train", {})})
     records = []
     for value in progress(values, desc=f"sweep {kind}", total=len(values), unit="point"):
         n, theta = (int(value), sim.theta_max_deg) if kind == "angles" else (sim.n_reduced, float(value))
         rng = np.random.default_rng(sim.seed + 1000 + n)
         scan = make_scan(phantom, angle_set_deg(n, theta), sim, probe, rng, f"scan {kind}={value:g}")
         t0 = time.perf_counter()
-        appx = approximant(scan, ApproximantSettings(**cfg.get("approximant", {})))
+        appx = approximant(scan, settings["approximant"])
         t_appx = time.perf_counter() - t0
         region_x, _ = heldout_region(appx.shape, tsettings)
         region = (region_x.start / appx.shape[-1], 1.0)
-        model = run_dir / "model.pt"
+        model = run_dir / rundir.MODEL
         if retrain:
             model = run_dir / "sweeps" / f"model_{kind}_{value:g}.pt"
             train(appx, golden, tsettings, model)
         t0 = time.perf_counter()
-        vols = {"rapid": predict(model, appx), "approximant": appx}
+        vols = {"rapid": predict(model, appx, settings["predict"]), "approximant": appx}
         seconds = {"rapid": t_appx + time.perf_counter() - t0, "approximant": t_appx}
         if baselines:
             for m in ("fbp", "sart"):
                 t0 = time.perf_counter()
-                vols[m] = two_step(scan, TwoStepSettings(**{**cfg.get("golden", {}), **cfg.get("baseline", {}),
-                                                            "method": m}))
+                vols[m] = two_step(scan, settings["baseline"].model_copy(update={"method": m}))
                 seconds[m] = time.perf_counter() - t0
         for name, m in evaluate(golden, vols, region).items():
             records.append({"value": value, "method": name, **{k: float(m[k]) for k in METRICS},

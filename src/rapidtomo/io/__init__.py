@@ -1,5 +1,6 @@
-"""Files: scan data (diffraction patterns + geometry) and volumes, HDF5 with atomic writes."""
+"""Files: scan data (diffraction patterns + geometry) and volumes (HDF5 or zarr), written atomically."""
 from .scan import ScanData, read_scan, write_scan
-from .volume import Volume, read_volume, write_volume
+from .volume import Volume, VolumeFile, create_volume, open_volume, read_volume, write_volume
 
-__all__ = ["ScanData", "Volume", "read_scan", "write_scan", "read_volume", "write_volume"]
+__all__ = ["ScanData", "Volume", "VolumeFile", "read_scan", "write_scan", "open_volume", "create_volume",
+           "read_volume", "write_volume"]

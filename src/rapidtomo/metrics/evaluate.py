@@ -114,10 +114,30 @@ def resample_to(volume: Volume, reference: Volume, region=None) -> np.ndarray:
 
 
 def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict[str, dict[str, float]]:
-    """``{name: {"pcc", "ms_ssim", "ber", "dice"}}`` of each volume against ``reference``.
+    """PCC, MS-SSIM, BER and DICE of each volume against ``reference``.
 
-    Each volume is resampled onto the reference grid (:func:`resample_to`); ``region`` (a
-    :class:`Region`, its text, or an x fraction pair) restricts every volume to that part.
+    Parameters
+    ----------
+    reference : Volume
+        The reference ``(Z, Y, X)`` (golden standard or truth); its grid is the one scored on.
+    volumes : dict of str to Volume
+        Volumes by name, on any grid of the reference's physical extent: each is resampled
+        trilinearly onto the reference grid (:func:`resample_to`), phase scaled by the ratio of
+        the voxel lengths along z.
+    region : Region, str or (float, float), optional
+        Part of the reference grid to score (a :class:`Region`, its text such as
+        ``"x=0.6:1.0"``, or an x fraction pair); the whole grid if None.
+
+    Returns
+    -------
+    dict
+        ``{name: {"pcc": ..., "ms_ssim": ..., "ber": ..., "dice": ...}}``, floats; BER and DICE
+        segment both volumes with the two-Gaussian fit of the reference's values.
+
+    Raises
+    ------
+    ValueError
+        ``region`` is malformed, or empty on the reference's grid.
     """
     region = _as_region(region)
     sl = region.slices(reference.shape) if region else (slice(None),) * 3

@@ -1,0 +1,35 @@
+"""File names in a run directory (``rapidtomo pipeline``/``demo``), in one place.
+
+The stages write these names, the pipeline checks them, and evaluation, the report and the
+experiments read them.
+"""
+from __future__ import annotations
+
+PHANTOM = "phantom.h5"
+SCAN_NOMINAL = "scan_nominal.h5"
+SCAN_REDUCED = "scan_reduced.h5"
+GOLDEN = "golden.h5"
+GOLDEN_CACHE = "golden.cache.h5"
+BASELINE_CACHE = "baseline.cache.h5"  # shared by the baselines: the per-angle ptychography does not depend on the method
+APPROXIMANT = "approximant.h5"
+MODEL = "model.pt"
+PREDICTION = "prediction.h5"
+METRICS = "metrics.json"
+REPORT = "report/index.html"
+SIMULATE_INFO = "simulate.json"
+STATE = "pipeline_state.json"
+TIMINGS = "timings.json"
+SETTINGS = "pipeline_settings.json"
+STAGES = "stages.txt"
+
+
+def baseline(method: str) -> str:
+    """The volume of a two-step baseline from the reduced scan: ``fbp.h5``, ``sart.h5``."""
+    return f"{method}.h5"
+
+
+# the run's volumes by the names used in metrics.json and the report, in the report's panel order
+VOLUMES = {"truth": PHANTOM, "golden": GOLDEN, "approximant": APPROXIMANT, "rapid": PREDICTION,
+           "fbp": baseline("fbp"), "sart": baseline("sart")}
+# file stem → name, for volumes given by path (``prediction.h5`` is RAPID's, ``phantom.h5`` the truth)
+STEM_NAMES = {PREDICTION.removesuffix(".h5"): "rapid", PHANTOM.removesuffix(".h5"): "truth"}

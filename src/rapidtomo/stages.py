@@ -1,0 +1,243 @@
+"""One function per stage: read its inputs, run it, write its outputs with provenance and a JSON
+sidecar of settings and timings beside them. ``rapidtomo <stage>`` is a thin wrapper over the
+function here, and ``rapidtomo pipeline`` calls the same functions with run-directory paths.
+
+Each function raises :class:`~rapidtomo.errors.UserError` (one line naming the file and the
+field) for bad input, writes every file atomically, and returns a summary dict for printing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from . import rundir
+from .errors import UserError
+from .io import read_scan, read_volume, write_scan, write_volume
+from .runinfo import Timer, provenance, write_run_info
+
+log = logging.getLogger("rapidtomo.stages")
+
+
+def info_path(out: str | Path) -> Path:
+    """The settings-and-timings sidecar of an output: ``golden.h5`` → ``golden.json``."""
+    return Path(out).with_suffix(".json")
+
+
+def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None = None) -> dict[str, Any]:
+    """Simulate ``phantom.h5``, ``scan_nominal.h5`` and ``scan_reduced.h5`` (and ``simulate.json``) in
+    ``out_dir``, from :class:`~rapidtomo.simulate.SimulateSettings`; the phantom is the volume file
+    ``phantom_path`` if given, else a synthetic IC. Every file carries the settings as provenance."""
+    from .simulate import simulate
+    out_dir = Path(out_dir)
+    timer = Timer()
+    phantom = read_volume(phantom_path) if phantom_path else None
+    try:
+        with timer("simulate"):
+            phantom, nominal, reduced = simulate(settings, phantom)
+    except ValueError as e:
+        raise UserError(f"{phantom_path or 'settings'}: {e}") from None
+    sources = [str(phantom_path)] if phantom_path else []
+    with timer("write"):
+        phantom.attrs.update(provenance(settings.to_dict(), sources))
+        for scan in (nominal, reduced):
+            scan.attrs.update(provenance(settings.to_dict(), sources))
+        write_volume(out_dir / rundir.PHANTOM, phantom)
+        write_scan(out_dir / rundir.SCAN_NOMINAL, nominal)
+        write_scan(out_dir / rundir.SCAN_REDUCED, reduced)
+    n_patterns = {kind: int(s.intensities.shape[0] * s.intensities.shape[1])
+                  for kind, s in (("nominal", nominal), ("reduced", reduced))}
+    write_run_info(out_dir / rundir.SIMULATE_INFO, "simulate", settings.to_dict(), timer.seconds,
+                   {"n_patterns": n_patterns, "sources": sources})
+    return {"phantom_shape": phantom.shape, "nominal_shape": nominal.intensities.shape,
+            "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
+
+
+def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
+                 cache_path: str | Path | None = None) -> dict[str, Any]:
+    """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
+    ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
+
+    ``stage`` (``golden`` or ``baseline``) names the sidecar's stage; per-angle projections are
+    cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes."""
+    from .recon.two_step import two_step
+    out = Path(out)
+    timer = Timer()
+    with timer("read"):
+        scan = read_scan(scan_path)
+    notes = [n for n in [depth_of_field_note(scan, settings.n_slices)] if n]
+    for n in notes:
+        log.warning(f"{scan_path}: {n}")
+    try:
+        with timer("two_step"):
+            vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"))
+    except ValueError as e:
+        raise UserError(f"{scan_path}: {e}") from None
+    vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+    with timer("write"):
+        write_volume(out, vol)
+    timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], tomography=vol.attrs["seconds_tomography"])
+    write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
+                   {"sources": [str(scan_path)], "notes": notes})
+    return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes}
+
+
+def depth_of_field_note(scan, n_slices: int) -> str | None:
+    """A warning when the per-angle ptychography's slices are thicker than the depth of field
+    2·dx²/λ (docs/reconstruction.md): the beam-grid depth / ``n_slices`` must not exceed it."""
+    from .physics.geometry import beam_grid
+    h, w = scan.intensities.shape[-2:]
+    grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), n_slices)
+    slice_m = grid.n_beam * grid.beam_step_m / n_slices
+    dof_m = 2 * scan.voxel_size_m[2] ** 2 / scan.wavelength_m
+    if slice_m <= dof_m:
+        return None
+    need = -(-grid.n_beam * grid.beam_step_m // dof_m)
+    return (f"n_slices = {n_slices} gives {slice_m * 1e6:.3g} µm slices, thicker than the depth of field "
+            f"{dof_m * 1e6:.3g} µm (2·dx²/λ); use n_slices >= {int(need)}")
+
+
+def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
+    """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
+    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history."""
+    from .recon.approximant import approximant
+    timer = Timer()
+    with timer("read"):
+        scan = read_scan(scan_path)
+    try:
+        with timer("approximant"):
+            vol = approximant(scan, settings)
+    except ValueError as e:
+        raise UserError(f"{scan_path}: {e}") from None
+    vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+    with timer("write"):
+        write_volume(out, vol)
+    hist = vol.attrs["loss_history"]
+    write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
+                   {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
+                    "sources": [str(scan_path)]})
+    return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds}
+
+
+def run_train(approximant_path: str | Path, target_path: str | Path, out: str | Path, settings,
+              resume: bool = False) -> dict[str, Any]:
+    """Train the network on the volume files ``approximant_path`` → ``target_path`` and write the
+    model file ``out`` (checkpoint, log and loss curve beside it, by :func:`rapidtomo.train.train`),
+    from :class:`~rapidtomo.train.TrainSettings`. Under torchrun only rank 0 writes the sidecar.
+    Returns :func:`~rapidtomo.train.train`'s result with the read time added to its timings."""
+    from .train import train
+    timer = Timer()
+    with timer("read"):
+        approx, target = read_volume(approximant_path), read_volume(target_path)
+    sources = [str(approximant_path), str(target_path)]
+    with timer("train_total"):
+        result = train(approx, target, settings, out, resume=resume, names=tuple(sources))
+    result["timings"] = {**timer.seconds, **result["timings"]}
+    if int(os.environ.get("RANK", "0")) == 0:
+        write_run_info(info_path(out), "train", settings.to_dict(), result["timings"],
+                       {"network": settings.network_settings().to_dict(), "history": result["history"],
+                        "samples_per_s": result["samples_per_s"], "n_train": result["n_train"],
+                        "n_val": result["n_val"], "steps": result["steps"], "world_size": result["world_size"],
+                        "normalisation": result["normalisation"], "notes": result["notes"], "sources": sources})
+    return result
+
+
+def run_predict(model_path: str | Path, approximant_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
+    """Apply a trained model to an approximant file and write the prediction and its sidecar.
+
+    Parameters
+    ----------
+    model_path : path
+        Model file from ``rapidtomo train``.
+    approximant_path : path
+        Approximant volume file (HDF5 or ``.zarr``), ``(Z, Y, X)``.
+    out : path
+        Output volume file (HDF5 or ``.zarr``), ``(Z', 2Y, 2X)``, written column by column
+        (:func:`rapidtomo.infer.predict_file`, neither volume need fit in memory) to a temporary
+        file or folder renamed when complete; ``OUT.json`` gets the settings and timings.
+    settings : rapidtomo.infer.PredictSettings
+
+    Returns
+    -------
+    dict
+        ``input_shape``, ``output_shape``, ``seconds``, ``output_voxels_per_s`` and ``timings``.
+
+    Raises
+    ------
+    UserError
+        A file is missing, malformed or holds NaN, the model is corrupt or foreign, or the
+        approximant is constant; an existing ``out`` is left as it was.
+    """
+    from .infer import predict_file
+    timer = Timer()
+    with timer("predict"):
+        summary = predict_file(model_path, approximant_path, out, settings)
+    write_run_info(info_path(out), "predict", settings.to_dict(), timer.seconds,
+                   {**summary, "sources": [str(model_path), str(approximant_path)]})
+    return {**summary, "timings": timer.seconds}
+
+
+def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str | Path,
+                 region=None) -> dict[str, Any]:
+    """Metrics of every volume file in ``volumes`` against every reference file, written to ``out``.
+
+    Parameters
+    ----------
+    volumes, references : dict of str to path
+        Volume files by name (``rapid``, ``sart``, ...; ``golden``, ``truth``). A volume may be on
+        any grid with the physical extent of the reference (within 2 %); it is resampled onto it.
+    out : path
+        The metrics file (JSON): a ``vs_<reference>`` block per reference, ``{name: {pcc, ms_ssim,
+        ber, dice}}``, and the region, file names, ``timings_s`` and, for an x-only fractional
+        region, ``region_x_fraction``.
+    region : rapidtomo.metrics.evaluate.Region, optional
+        Part of each reference grid that is scored (e.g. the held-out x range); whole if None.
+
+    Returns
+    -------
+    dict
+        ``{"vs_<reference>": {name: {metric: value}}}``, as written to ``out``.
+
+    Raises
+    ------
+    UserError
+        A file is missing or malformed, a volume's extent differs from a reference's, or the
+        region is empty on a reference's grid.
+    """
+    import json
+
+    from .io.atomic import atomic_path
+    from .metrics.evaluate import evaluate
+    timer = Timer()
+    with timer("read"):
+        loaded = {name: read_volume(path) for name, path in volumes.items()}
+    result = {}
+    for ref_name, ref_path in references.items():
+        with timer("read"):
+            ref = read_volume(ref_path)
+        for name, v in loaded.items():
+            if any(abs(a - b) > 0.02 * b for a, b in zip(v.extent_m, ref.extent_m)):
+                raise UserError(f"{volumes[name]}: /volume extent {tuple(f'{e:.4g}' for e in v.extent_m)} m differs "
+                                f"from the reference {ref_path}'s {tuple(f'{e:.4g}' for e in ref.extent_m)} m")
+        if region is not None:
+            try:
+                region.slices(ref.shape)
+            except ValueError as e:
+                raise UserError(f"region on {ref_path} (shape {ref.shape}): {e}") from None
+        with timer("evaluate"):
+            result[f"vs_{ref_name}"] = evaluate(ref, loaded, region)
+    info = {"region": region.text() if region else None, "region_x_fraction": _x_fraction(region),
+            "references": {f"vs_{n}": str(p) for n, p in references.items()},
+            "volumes": {n: str(p) for n, p in volumes.items()},
+            "timings_s": {k: round(v, 4) for k, v in timer.seconds.items()}}
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps({**result, **info}, indent=2))
+    return result
+
+
+def _x_fraction(region) -> list[float] | None:
+    """The x range as fractions when the region is only that (the report marks it), else None."""
+    if region is None or set(region.ranges) != {"x"} or not isinstance(region.ranges["x"][0], float):
+        return None
+    return list(region.ranges["x"])

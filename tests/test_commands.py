@@ -1,0 +1,138 @@
+"""Every command: flags built from the settings (real defaults in --help, config values not
+overridden), .zarr volumes through train and predict, one-line errors, the paper preset."""
+import json
+
+import numpy as np
+import pytest
+
+from rapidtomo.cli import COMMANDS, build_parser, main
+from rapidtomo.config import build_settings, preset
+from rapidtomo.io import Volume, read_volume, write_volume
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_help_shows_real_defaults_only(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out and "(default: False)" not in out
+
+
+def test_help_defaults_come_from_the_settings_fields(capsys):
+    from rapidtomo.recon.two_step import TwoStepSettings
+    from rapidtomo.train import TrainSettings
+    for command, flag, default in (("train", "--epochs", TrainSettings.model_fields["epochs"].default),
+                                   ("golden", "--sweeps", TwoStepSettings.model_fields["sweeps"].default),
+                                   ("golden", "--method", "sart"), ("baseline", "--method", "fbp"),
+                                   ("simulate", "--shape", "32 64 256")):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split("options:")[1].split())
+        after = text[text.index(flag + " "):]
+        assert f"(default: {default})" in after[:400], (command, flag)
+
+
+def test_config_values_are_not_overridden_by_flag_defaults(tmp_path):
+    from rapidtomo.commands import golden
+    from rapidtomo.commands.flags import settings_overrides
+    from rapidtomo.recon.two_step import TwoStepSettings
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[baseline]\nsweeps = 3\nmethod = \"sart\"\n")
+    parser = build_parser()
+    fields = TwoStepSettings.model_fields
+    args = parser.parse_args(["baseline", "s.h5", "-o", "o.h5", "--config", str(cfg), "--epochs", "4"])
+    s = build_settings(TwoStepSettings, "baseline", args.config, settings_overrides(args, fields), {"method": "fbp"})
+    assert (s.sweeps, s.method, s.epochs) == (3, "sart", 4)  # file, file (over the command's default), flag
+    args = parser.parse_args(["baseline", "s.h5", "-o", "o.h5", "--no-refine-attenuation"])
+    s = build_settings(TwoStepSettings, "baseline", None, settings_overrides(args, fields), golden.DEFAULTS)
+    assert s.method == "sart" and s.refine_attenuation is False
+
+
+def pair(za=4, ya=8, xa=24, seed=0):
+    rng = np.random.default_rng(seed)
+    g = (rng.random((za, 2 * ya, 2 * xa)) > 0.5).astype(np.float32)
+    a = g[:, ::2, ::2] + 0.1 * rng.standard_normal((za, ya, xa)).astype(np.float32)
+    return Volume(a, (2e-8, 2e-8, 2e-8)), Volume(g, (2e-8, 1e-8, 1e-8))
+
+
+TINY_TRAIN = "[train]\nwidths = [2, 4]\nrates = [1, 2]\nz_rates = [2, 3]\npatch = 8\nepochs = 1\n"
+
+
+def test_zarr_volumes_through_train_predict_and_export(tmp_path, one_thread):
+    a, g = pair()
+    write_volume(tmp_path / "a.zarr", a)
+    write_volume(tmp_path / "g.zarr", g)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(TINY_TRAIN)
+    model = tmp_path / "m.pt"
+    assert main(["train", "--approximant", str(tmp_path / "a.zarr"), "--target", str(tmp_path / "g.zarr"),
+                 "-o", str(model), "--config", str(cfg)]) == 0
+    assert json.loads(model.with_suffix(".json").read_text())["sources"] == [str(tmp_path / "a.zarr"),
+                                                                            str(tmp_path / "g.zarr")]
+    out = tmp_path / "p.zarr"
+    assert main(["predict", str(model), str(tmp_path / "a.zarr"), "-o", str(out)]) == 0
+    p = read_volume(out)
+    assert p.shape == g.shape and p.voxel_size_m == pytest.approx(g.voxel_size_m)
+    assert json.loads(p.attrs["sources"]) == [str(model), str(tmp_path / "a.zarr")]
+    assert json.loads((tmp_path / "p.json").read_text())["stage"] == "predict"
+    assert main(["export-tiff", str(out)]) == 0 and (tmp_path / "p.tif").is_file()
+    assert main(["evaluate", str(out), "--reference", f"golden={tmp_path / 'g.zarr'}", "-o", str(tmp_path / "m.json")]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics["vs_golden"]["p"]) == {"pcc", "ms_ssim", "ber", "dice"} and "evaluate" in metrics["timings_s"]
+
+
+def test_a_patch_larger_than_the_volume_is_one_line(tmp_path, capsys):
+    a, g = pair()
+    write_volume(tmp_path / "a.h5", a)
+    write_volume(tmp_path / "g.h5", g)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["train", "--approximant", str(tmp_path / "a.h5"), "--target", str(tmp_path / "g.h5"),
+                 "-o", str(tmp_path / "m.pt"), "--patch", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "a.h5" in err and "16×16 patch" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_pipeline_refuses_a_train_patch_that_does_not_fit_before_any_work(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[simulate]\nshape = [8, 32, 64]\n[train]\npreset = \"paper\"\n")
+    assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "[train] patch 64" in err and "16 rows" in err and "at most 16" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_paper_preset_is_the_one_source_and_consistent():
+    from rapidtomo.commands.simulate import settings_from_args
+    from rapidtomo.config import preset_path
+    from rapidtomo.physics.geometry import beam_grid, object_pixel_size_m, wavelength_m
+    from rapidtomo.pipeline import Context, check_patch_fits, load_pipeline_config, stage_settings
+    args = build_parser().parse_args(["simulate", "--preset", "paper", "--n-reduced", "9"])
+    sim = settings_from_args(args)
+    assert sim.shape == tuple(preset("paper")["simulate"]["shape"]) and sim.n_reduced == 9
+    # the voxel is the detector geometry's object pixel
+    assert sim.voxel_size_m == pytest.approx(object_pixel_size_m(sim.energy_kev, sim.detector_distance_m,
+                                                                 sim.detector_pixel_m, sim.detector_size), rel=1e-4)
+    config, pipe = load_pipeline_config(preset_path("paper"))
+    ctx = Context(None, config, pipe, stage_settings(config, pipe))
+    check_patch_fits(ctx)  # the [train] patch fits the slab's approximant
+    assert ctx.settings["train"].preset == "paper"
+    # the golden standard's slices are thinner than the depth of field 2·dx²/λ (docs/reconstruction.md)
+    for name in ("golden", "fbp", "sart"):
+        two = ctx.settings[name]
+        grid = beam_grid(sim.shape, (sim.voxel_size_m,) * 3, (sim.detector_size,) * 2, two.n_slices)
+        assert grid.n_beam * grid.beam_step_m / two.n_slices <= 2 * sim.voxel_size_m ** 2 / wavelength_m(sim.energy_kev)
+
+
+def test_depth_of_field_note_names_the_slices_needed():
+    from types import SimpleNamespace
+
+    from rapidtomo.physics.geometry import wavelength_m
+    from rapidtomo.stages import depth_of_field_note
+    sim = preset("paper")["simulate"]
+    scan = SimpleNamespace(intensities=np.zeros((1, 1, 256, 256)), volume_shape=tuple(sim["shape"]),
+                           voxel_size_m=(sim["voxel_size_m"],) * 3, wavelength_m=wavelength_m(8.8))
+    note = depth_of_field_note(scan, 1)
+    assert "thicker than the depth of field 2.82 µm" in note and "n_slices >= 3" in note
+    assert depth_of_field_note(scan, preset("paper")["golden"]["n_slices"]) is None
