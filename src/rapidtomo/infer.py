@@ -7,6 +7,14 @@ with 50 % overlap by default, the last window aligned to the volume's end. Each 
 floored at 1e-3 so edges still count) and the sum is divided by the summed weights, so the
 result has no seams. Where the volume fits in one window the network runs once on it.
 
+Receptive field: a window's outputs within the network's receptive-field radius ``r``
+(:func:`rapidtomo.nn.receptive_field`) of an inner window edge (one not on the volume's border)
+saw zero padding where the whole volume has data. Those outputs get weight 0, up to the
+``(window − step)/2`` voxels that the overlap allows (so every voxel keeps a window). Where the
+overlap covers ``r``, tiled inference therefore equals whole-volume inference (for window starts
+on multiples of ``2**(depth−1)``, the network's pooling grid); where it does not, a warning says
+which window would.
+
 We use our own engine rather than MONAI's ``sliding_window_inference``: that one needs the whole
 input (and output) as one in-memory tensor, while volumes larger than memory must stream column
 by column from a file to a file here; it would also add a large dependency for ~100 lines.
@@ -30,7 +38,7 @@ from .config import Settings
 from .device import pick_device
 from .errors import UserError
 from .io import Volume, create_volume, open_volume
-from .nn import LoadedModel, load_model
+from .nn import LoadedModel, load_model, receptive_field
 from .progress import progress
 from .train.data import resample_z
 from .train.split import patch_starts
@@ -69,18 +77,34 @@ def blend_weights(ny: int, nx: int, kind: str = "gaussian") -> torch.Tensor:
 def sliding_window(net: Callable[[torch.Tensor], torch.Tensor], read_cols: Callable[[int, int], torch.Tensor],
                    write_cols: Callable[[int, int, torch.Tensor], None], shape: tuple[int, int, int], window: int,
                    overlap: float = 0.5, batch_size: int = 8, blend: str = "gaussian",
-                   device: torch.device | str = "cpu", desc: str = "predict") -> None:
+                   device: torch.device | str = "cpu", desc: str = "predict", margin: int = 0) -> None:
     """Run ``net`` over windows of a ``(Z, Y, X)`` input and write the blended ``(Z, 2Y, 2X)`` output.
 
     ``read_cols(x0, x1)`` returns the input columns ``(Z, Y, x1 − x0)`` (float32, normalised);
     ``net`` maps ``(B, 1, Z, wy, wx)`` to ``(B, 1, Z, 2wy, 2wx)``; ``write_cols(x0, x1, out)`` receives
     the final output for approximant columns ``[x0, x1)``, i.e. ``out`` of shape ``(Z, 2Y, 2(x1 − x0))``,
-    called left to right, each column once.
+    called left to right, each column once. Outputs within ``margin`` approximant voxels of a
+    window's inner edges get weight 0; per axis the margin is capped at ``(w − largest step)/2``
+    so that every voxel keeps a window (:func:`tile_margins`).
     """
     nz, ny, nx = shape
     wy, wx = min(window, ny), min(window, nx)
     ys, xs = patch_starts(ny, wy, overlap), patch_starts(nx, wx, overlap)
-    weight = blend_weights(2 * wy, 2 * wx, blend)
+    my, mx = tile_margins(ys, wy, margin), tile_margins(xs, wx, margin)
+    base = blend_weights(2 * wy, 2 * wx, blend)
+
+    def weight(y0: int, x0: int) -> torch.Tensor:
+        w = base.clone()
+        if y0 > 0:
+            w[: 2 * my] = 0
+        if y0 + wy < ny:
+            w[2 * (wy - my):] = 0
+        if x0 > 0:
+            w[:, : 2 * mx] = 0
+        if x0 + wx < nx:
+            w[:, 2 * (wx - mx):] = 0
+        return w
+
     per_group = max(1, math.ceil(batch_size / len(ys)))  # x starts whose windows share one read
     acc = torch.zeros(nz, 2 * ny, 0)
     wsum = torch.zeros(2 * ny, 0)
@@ -101,12 +125,22 @@ def sliding_window(net: Callable[[torch.Tensor], torch.Tensor], read_cols: Calla
                 out = net(xb.to(device)).float().cpu()[:, 0]
             for (y0, x0), o in zip(chunk, out):
                 sy, sx = slice(2 * y0, 2 * (y0 + wy)), slice(2 * (x0 - b0), 2 * (x0 - b0 + wx))
-                acc[:, sy, sx] += o * weight
-                wsum[sy, sx] += weight
+                w = weight(y0, x0)
+                acc[:, sy, sx] += o * w
+                wsum[sy, sx] += w
         done = groups[gi + 1][0] if gi + 1 < len(groups) else nx  # columns left of the next start are final
         k = 2 * (done - b0)
         write_cols(b0, done, acc[..., :k] / wsum[:, :k])
         acc, wsum, b0 = acc[..., k:].clone(), wsum[:, k:].clone(), done
+
+
+def tile_margins(starts: list[int], window: int, margin: int) -> int:
+    """``margin`` capped at ``(window − largest gap between starts) // 2``: the most voxels a
+    window may drop at each inner edge while every voxel stays inside some window's kept part."""
+    if len(starts) < 2:
+        return 0
+    gap = max(b - a for a, b in zip(starts, starts[1:]))
+    return max(0, min(margin, (window - gap) // 2))
 
 
 def _model(model: str | Path | LoadedModel, device: torch.device) -> LoadedModel:
@@ -129,12 +163,28 @@ def _network_fn(m: LoadedModel, device: torch.device, amp: bool) -> Callable[[to
     return fn
 
 
-def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings, name: str) -> tuple[int, int]:
-    """(output slices, window); logs a z resampling."""
+def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings,
+          name: str) -> tuple[int, int, int]:
+    """(output slices, window, margin); logs a z resampling, and warns when the tile overlap does
+    not cover the network's receptive field in y or x."""
     nz = settings.z_slices or int(m.training.get("target_z") or shape[0])
     if nz != shape[0]:
         log.warning(f"{name}: resampled along z from {shape[0]} to {nz} slices (linear)")
-    return nz, settings.window or m.patch
+    window = settings.window or m.patch
+    margin = math.ceil(max(receptive_field(m.settings)[1:]))
+    kept = [tile_margins(patch_starts(n, min(window, n), settings.overlap), min(window, n), margin)
+            for n in shape[1:]]
+    tiled = [window < n for n in shape[1:]]
+    if any(t and k < margin for t, k in zip(tiled, kept)):
+        # the smallest window that keeps `margin`; a window covering the volume always does
+        need = next((w for w in range(window, max(shape[1:])) if
+                     all(tile_margins(patch_starts(n, min(w, n), settings.overlap), min(w, n), margin) >= margin
+                         for n in shape[1:] if w < n)), max(shape[1:]))
+        log.warning(f"{name}: the tile overlap keeps outputs {min(k for t, k in zip(tiled, kept) if t)} voxels "
+                    f"from inner tile edges, but the network's receptive field reaches {margin}: tiles see zero "
+                    f"padding where the volume has data, so the result depends on the tiling; use --window "
+                    f"{need} or more (or a larger --overlap) for tiles that equal whole-volume inference")
+    return nz, window, margin
 
 
 def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, source: Any) -> dict[str, Any]:
@@ -181,7 +231,7 @@ def predict(model: str | Path | LoadedModel, approximant: Volume, settings: Pred
     device = pick_device(settings.device)
     m = _model(model, device)
     nz0, ny, nx = approximant.shape
-    nz, window = _plan(m, approximant.shape, settings, name)
+    nz, window, margin = _plan(m, approximant.shape, settings, name)
     a = resample_z(np.asarray(approximant.data, dtype=np.float32), nz)
     mean, std = _norm(m, settings, float(a.double().mean()), float(a.double().std()), name)
     a = (a - mean) / std
@@ -191,7 +241,7 @@ def predict(model: str | Path | LoadedModel, approximant: Volume, settings: Pred
         out[..., 2 * x0:2 * x1] = o
 
     sliding_window(_network_fn(m, device, settings.amp), lambda x0, x1: a[..., x0:x1], write, (nz, ny, nx), window,
-                   settings.overlap, settings.batch_size, settings.blend, device)
+                   settings.overlap, settings.batch_size, settings.blend, device, margin=margin)
     dz, dy, dx = approximant.voxel_size_m
     return Volume(out.numpy(), (dz * nz0 / nz, dy / 2, dx / 2),
                   _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model", name))
@@ -220,7 +270,7 @@ def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path:
     with open_volume(in_path) as src:
         d, (dz, dy, dx) = src.data, src.voxel_size_m
         nz0, ny, nx = d.shape
-        nz, window = _plan(m, d.shape, settings, str(in_path))
+        nz, window, margin = _plan(m, d.shape, settings, str(in_path))
         chunk = max(1, (64 * 1024 * 1024) // max(1, 4 * nz0 * ny))  # ~64 MB per statistics read
 
         def raw(x0: int, x1: int) -> torch.Tensor:
@@ -244,7 +294,8 @@ def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path:
             def write(x0: int, x1: int, o: torch.Tensor) -> None:
                 dst.data[:, :, 2 * x0:2 * x1] = o.numpy()
             sliding_window(_network_fn(m, device, settings.amp), lambda x0, x1: (raw(x0, x1) - mean) / std, write,
-                           (nz, ny, nx), window, settings.overlap, settings.batch_size, settings.blend, device)
+                           (nz, ny, nx), window, settings.overlap, settings.batch_size, settings.blend, device,
+                           margin=margin)
         seconds = time.perf_counter() - t0
     return {"input_shape": [nz0, ny, nx], "output_shape": list(shape), "seconds": seconds,
             "output_voxels_per_s": nz * 4 * ny * nx / seconds if seconds > 0 else float("nan")}

@@ -39,8 +39,11 @@ def test_malformed_model_files_give_clear_errors(tmp_path):
     torch.save(other, tmp_path / "other_arch.pt")
     other["architecture"] = "SomethingElse"
     torch.save(other, tmp_path / "other_name.pt")
-    expected = {"garbage.pt": "not a readable", "truncated.pt": "not a readable",
-                "foreign.pt": "not a rapidtomo model file", "other_arch.pt": "do not match",
+    old = torch.load(good, weights_only=True)
+    old["format_version"] = 1   # before the network pooled in z
+    torch.save(old, tmp_path / "version1.pt")
+    expected = {"version1.pt": "retrain it with `rapidtomo train`", "garbage.pt": "not a readable",
+                "truncated.pt": "not a readable", "foreign.pt": "not a rapidtomo model file", "other_arch.pt": "do not match",
                 "other_name.pt": "architecture", "missing.pt": "not found"}
     for name, words in expected.items():
         with pytest.raises(UserError) as e:

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rapidtomo.nn import (VARIANTS, AtrousModule, NetworkSettings, PlaneASPP, build_network, count_parameters,
-                          network_preset, same_padding, scale_rates)
+                          network_preset, receptive_field, same_padding, scale_rates, scale_z_rates)
 
 
 def tiny(variant="E", **kw):
@@ -20,8 +20,9 @@ def test_output_is_twice_finer_in_y_and_x(variant, shape):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 3, 11, 13), (1, 1, 4, 16, 16)])
+@pytest.mark.parametrize("shape", [(1, 1, 3, 11, 13), (1, 1, 4, 16, 16), (1, 1, 1, 4, 4), (1, 1, 7, 5, 8)])
 def test_default_small_network_shapes(shape):
+    """Depth 3 pools z, y, x twice: any Z, Y, X is padded to a multiple of 4 and cropped back."""
     net = build_network(network_preset("small", "E")).eval()
     with torch.no_grad():
         assert net(torch.randn(shape)).shape == (1, 1, shape[2], 2 * shape[3], 2 * shape[4])
@@ -67,9 +68,49 @@ def test_scale_rates_rule():
     assert scale_rates((6, 12, 18), 64) == [6, 12, 18]
     assert scale_rates((6, 12, 18), 16) == [2, 3, 5]   # 1.5 → 2, 3, 4.5 → 5 (half up)
     assert scale_rates((6,), 4) == [1]                 # never below 1
-    s = network_preset("small", "E")
-    assert s.rates == [2, 3, 5] and s.z_rates == [6, 8]
+
+def test_z_rates_are_a_fraction_of_z_and_rates_of_the_patch():
+    assert scale_z_rates((24, 30), 280) == [24, 30]
+    assert scale_z_rates((24, 30), 32) == [3, 3]       # 2.74, 3.43
+    assert scale_z_rates((36, 42), 140) == [18, 21]
+    assert scale_z_rates((18,), 5) == [1]              # never below 1
+    with pytest.raises(ValueError):
+        scale_z_rates((24,), 0)
+    s = network_preset("small", "E")                   # the demo's Z = 32 by default
+    assert s.rates == [2, 3, 5] and s.z_rates == [3, 3]
+    assert network_preset("small", "E", nz=280).z_rates == [24, 30]
+    assert network_preset("small", "E", patch=64).rates == [6, 12, 18]
     assert network_preset("paper", "G").z_rates == [36, 42]
+    assert [network_preset("small", v, nz=64).z_rates for v in "DEFG"] == [[4, 4], [5, 7], [7, 8], [8, 10]]
+
+
+def test_network_pools_in_z():
+    """2×2×2 pooling: a depth-3 network's z reach grows with the levels, like its y reach."""
+    net = build_network(tiny("A", ))
+    assert [m.kernel_size for m in net.up] == [(2, 2, 2)]
+    deep = NetworkSettings(variant="A", widths=[2, 2, 2], rates=[1], z_rates=[1])
+    rz, ry, _ = receptive_field(deep)
+    assert rz > 20 and rz == pytest.approx(ry - 0.75 + 1)   # the same pyramid in z as in y
+
+
+@pytest.mark.parametrize("variant, widths", [("A", [2, 4]), ("E", [2, 4]), ("C", [2, 3]), ("E", [2, 2, 2])])
+def test_receptive_field_bounds_the_gradient_of_one_output_voxel(variant, widths):
+    """The analytic radius bounds the input region with a nonzero gradient, tight to 2**depth."""
+    s = NetworkSettings(variant=variant, widths=widths, rates=[1, 2], z_rates=[2, 3], norm="none")
+    torch.manual_seed(0)
+    net = build_network(s).double()
+    for p in net.parameters():      # positive weights: no ReLU is dead, every path carries gradient
+        p.data = p.data.abs() + 0.05
+    rf = receptive_field(s)
+    n = [2 * int(r) + 16 + (-(2 * int(r)) % 8) for r in rf]
+    x = torch.zeros(1, 1, *n, dtype=torch.double, requires_grad=True)
+    cz, cy, cx = n[0] // 2, n[1], n[2]          # an output voxel near the centre of the 2x grid
+    net(x)[0, 0, cz, cy, cx].backward()
+    hit = x.grad[0, 0].nonzero()
+    centre = (cz, (cy + 0.5) / 2 - 0.5, (cx + 0.5) / 2 - 0.5)   # in input voxels
+    for a in range(3):
+        reach = max(centre[a] - int(hit[:, a].min()), int(hit[:, a].max()) - centre[a])
+        assert reach <= rf[a] <= reach + 2 ** (len(widths) - 1), (a, reach, rf)
 
 
 @pytest.mark.parametrize("preset", ["small", "paper"])

@@ -4,7 +4,7 @@ import torch
 
 from rapidtomo.errors import UserError
 from rapidtomo.train import (TrainSettings, heldout_region, npcc, patch_starts, poly_lr, prepare_pairs,
-                             resample_z)
+                             resample_z, validation_index)
 
 
 def test_npcc_of_identical_volumes_is_minus_one():
@@ -79,3 +79,36 @@ def test_z_resampling_and_shape_errors(make_pair):
         prepare_pairs(a, a, 8, 0.5, 0.6, names=("A.h5", "G.h5"))
     with pytest.raises(UserError, match="smaller than one"):
         prepare_pairs(a, g, 17, 0.5, 0.6)  # y = 16 < 17
+
+
+@pytest.mark.parametrize("xa, patch, val_fraction", [(41, 8, 0.1), (64, 8, 0.3), (33, 4, 0.05), (50, 6, 0.2)])
+def test_no_validation_voxel_is_in_a_training_patch(make_pair, xa, patch, val_fraction):
+    a, g = make_pair(xa=xa)
+    data, _ = prepare_pairs(a, g, patch, 0.5, 0.6, val_fraction)
+    assert len(data.corners) and len(data.val_corners)
+    ny, nx = a.shape[1:]
+    train_mask, val_mask = np.zeros((ny, nx), bool), np.zeros((ny, nx), bool)
+    for mask, corners in ((train_mask, data.corners), (val_mask, data.val_corners)):
+        for y, x in corners:
+            mask[y:y + patch, x:x + patch] = True
+    assert not (train_mask & val_mask).any()
+    assert not train_mask[:, data.x_split:].any() and not val_mask[:, data.x_split:].any()
+    assert val_mask[:, data.x_val:data.x_split].all()              # the band is covered
+    assert data.x_split - data.x_val >= max(patch, round(val_fraction * data.x_split))
+    # the target patches of each set are the same regions on the 2x grid: disjoint too
+    x_t, y_t = data.batch(np.arange(len(data.val_corners)), val=True)
+    cy, cx = data.val_corners[0]
+    assert torch.equal(y_t[0, 0], data.target[:, 2 * cy:2 * cy + 2 * patch, 2 * cx:2 * cx + 2 * patch])
+    # the target normalisation saw the training band only
+    assert float(data.target[..., : 2 * data.x_val].mean()) == pytest.approx(0, abs=1e-5)
+
+
+def test_validation_band_needs_room(make_pair):
+    assert validation_index(24, 8, 0.0) == 24
+    assert validation_index(24, 8, 0.1) == 16                      # at least one patch wide
+    assert validation_index(100, 8, 0.2) == 80
+    a, g = make_pair(xa=20)                                        # x_split = 12 < 2 patches
+    with pytest.raises(UserError, match="validation band"):
+        prepare_pairs(a, g, 8, 0.5, 0.6, 0.1)
+    data, _ = prepare_pairs(a, g, 8, 0.5, 0.6, 0.0)
+    assert len(data.val_corners) == 0 and data.x_val == data.x_split

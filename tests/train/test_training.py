@@ -5,13 +5,14 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from rapidtomo.cli import main
 from rapidtomo.io import read_volume, write_volume
 from rapidtomo.nn import NetworkSettings, build_network, load_model
-from rapidtomo.train import TrainSettings, checkpoint_path, log_paths, npcc, train
+from rapidtomo.train import TrainSettings, checkpoint_path, log_paths, npcc, prepare_pairs, train
 
 
 def test_one_step_lowers_the_loss_on_a_fixed_batch():
@@ -125,3 +126,21 @@ def test_cli_train_then_predict(tmp_path, make_pair, tiny):
     assert (tmp_path / "m.pt").read_bytes() == before
     (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
     assert main(["predict", str(tmp_path / "bad.pt"), str(tmp_path / "a.h5"), "-o", str(tmp_path / "p.h5")]) == 2
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(tmp_path, make_pair, tiny):
+    a, g = make_pair(xa=40)
+    s = TrainSettings(epochs=30, patience=2, lr_start=1e-2, lr_end=1e-2, val_fraction=0.2, **tiny)
+    r = train(a, g, s, tmp_path / "m.pt")
+    vals = [h["val_loss"] for h in r["history"]]
+    best = int(np.argmin(vals)) + 1
+    assert r["best_epoch"] == best
+    assert len(vals) < 30 and len(vals) == best + 2               # stopped `patience` epochs after the best
+    # the returned (and saved) network is the best epoch's: its validation loss is the minimum
+    data, _ = prepare_pairs(a, g, s.patch_size(), s.overlap, s.train_fraction, s.val_fraction)
+    with torch.no_grad():
+        x, y = data.batch(np.arange(len(data.val_corners)), val=True)
+        m = load_model(tmp_path / "m.pt")
+        assert float(npcc(r["network"](x), y)) == pytest.approx(min(vals), abs=1e-5)
+        assert float(npcc(m.network(x), y)) == pytest.approx(min(vals), abs=1e-5)
+    assert m.training["best_epoch"] == best and m.training["n_val"] == len(data.val_corners)

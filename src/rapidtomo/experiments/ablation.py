@@ -1,9 +1,13 @@
-"""The architecture ablation (the paper's Fig. 4): variants A–G trained the same way on one run."""
+"""The architecture ablation (the paper's Fig. 4): variants A–G trained the same way on one run,
+over one or more seeds."""
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from .. import rundir
 from ..io import read_volume
@@ -13,37 +17,54 @@ from .sweeps import METRICS, _run_settings
 VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
 
 
-def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None) -> list[dict]:
-    """Train each variant with the run's training settings, predict, evaluate on the held-out part.
+def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
+             seeds: Sequence[int] | None = None) -> list[dict]:
+    """Train each variant with the run's training settings, once per seed, predict, and evaluate
+    on the held-out part.
 
-    Records ``{variant, parameters, pcc, ms_ssim, ber, dice, train_seconds}``; models go to
-    ``RUN_DIR/ablation/model_<V>.pt``.
+    ``seeds`` default to the run's seed alone; the paper's comparison needs several (the spread
+    between seeds of one variant is the noise against which variants differ). One record per
+    variant: ``{variant, parameters, seeds, pcc, ms_ssim, ber, dice, train_seconds}`` holding
+    means over the seeds, ``<metric>_std`` (sample standard deviation; 0 for one seed) and
+    ``per_seed`` (the metrics of each seed). Models go to ``RUN_DIR/ablation/model_<V>[_s<seed>].pt``.
     """
     from ..infer import predict
     from ..metrics.evaluate import evaluate
     from ..config import settings_from
     from ..train import TrainSettings, heldout_region, train
     run_dir = Path(run_dir)
-    run_train = _run_settings(run_dir)["train"]
+    cfg = _run_settings(run_dir)
+    run_train = cfg["train"]
     appx = read_volume(run_dir / rundir.APPROXIMANT)
     golden = read_volume(run_dir / rundir.GOLDEN)
+    seeds = list(seeds) if seeds else [run_train.seed]
     records = []
     for v in variants:
-        overrides = {"variant": v, **({"epochs": epochs} if epochs else {})}
-        settings = settings_from(TrainSettings, "train", {**run_train.model_dump(), **overrides})
-        model = run_dir / "ablation" / f"model_{v}.pt"
-        t0 = time.perf_counter()
-        result = train(appx, golden, settings, model)
-        seconds = time.perf_counter() - t0
-        region_x, _ = heldout_region(appx.shape, settings)
-        m = evaluate(golden, {"rapid": predict(model, appx)}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
-        records.append({"variant": v, "parameters": sum(p.numel() for p in result["network"].parameters()),
-                        **{k: float(m[k]) for k in METRICS}, "train_seconds": seconds})
+        runs, parameters = [], 0
+        for seed in seeds:
+            overrides = {"seed": seed, "variant": v, **({"epochs": epochs} if epochs else {})}
+            settings = settings_from(TrainSettings, "train", {**run_train.model_dump(), **overrides})
+            model = run_dir / "ablation" / (f"model_{v}.pt" if len(seeds) == 1 else f"model_{v}_s{seed}.pt")
+            t0 = time.perf_counter()
+            result = train(appx, golden, settings, model)
+            seconds = time.perf_counter() - t0
+            parameters = sum(p.numel() for p in result["network"].parameters())
+            region_x, _ = heldout_region(appx.shape, settings)
+            m = evaluate(golden, {"rapid": predict(model, appx)}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
+            runs.append({"seed": seed, **{k: float(m[k]) for k in METRICS}, "train_seconds": seconds})
+        record = {"variant": v, "parameters": parameters, "seeds": seeds}
+        for k in (*METRICS, "train_seconds"):
+            values = np.array([r[k] for r in runs])
+            record[k] = float(values.mean())
+            if k in METRICS:
+                record[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        records.append({**record, "per_seed": runs})
     return records
 
 
 def write_ablation(run_dir: str | Path, records: list[dict]) -> dict[str, Path]:
-    """``ablation.json`` and ``ablation.png`` (a bar per variant and metric) in ``run_dir``."""
+    """``ablation.json`` and ``ablation.png`` (a bar per variant and metric, the mean over seeds
+    with ± one standard deviation) in ``run_dir``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -54,7 +75,8 @@ def write_ablation(run_dir: str | Path, records: list[dict]) -> dict[str, Path]:
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
     names = [r["variant"] for r in records]
     for ax, metric in zip(axes, METRICS):
-        ax.bar(names, [r[metric] for r in records], color="tab:blue")
+        ax.bar(names, [r[metric] for r in records], yerr=[r.get(f"{metric}_std", 0.0) for r in records],
+               color="tab:blue", capsize=3)
         ax.set_title(metric.upper().replace("_", "-"))
         lo = min(r[metric] for r in records)
         ax.set_ylim(max(0.0, lo - 0.1 * abs(lo)), None)

@@ -2,8 +2,8 @@
 from .blocks import AtrousModule, ConvNormAct, IsotropicASPP, PlaneASPP, same_padding
 from .modelfile import LoadedModel, load_model, save_model
 from .unet import (VARIANTS, NetworkSettings, RapidUNet3D, build_network, count_parameters, network_preset,
-                   preset_patch, scale_rates)
+                   preset_patch, receptive_field, scale_rates, scale_z_rates)
 
 __all__ = ["AtrousModule", "ConvNormAct", "IsotropicASPP", "PlaneASPP", "same_padding", "NetworkSettings",
-           "RapidUNet3D", "build_network", "count_parameters", "network_preset", "preset_patch", "scale_rates",
-           "VARIANTS", "LoadedModel", "load_model", "save_model"]
+           "RapidUNet3D", "build_network", "count_parameters", "network_preset", "preset_patch", "receptive_field",
+           "scale_rates", "scale_z_rates", "VARIANTS", "LoadedModel", "load_model", "save_model"]

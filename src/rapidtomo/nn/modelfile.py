@@ -3,7 +3,8 @@
 A model file is a ``torch.save`` of a dict of tensors, strings and numbers only, so it loads with
 ``torch.load(weights_only=True)`` (no pickled code). Layout (docs/formats.md, "Model files"):
 
-``format`` = ``"rapidtomo-model"``, ``format_version`` (1), ``architecture`` (``"RapidUNet3D"``),
+``format`` = ``"rapidtomo-model"``, ``format_version`` (2: the network pools in z, 2×2×2; version 1
+networks pooled in y and x only and must be retrained), ``architecture`` (``"RapidUNet3D"``),
 ``network`` (JSON of :class:`NetworkSettings`), ``normalisation`` (dict of floats:
 ``input_mean``, ``input_std`` of the training approximant; ``output_scale``, ``output_offset``
 mapping the network's output to phase in radians), ``patch`` (approximant window in y and x),
@@ -24,7 +25,9 @@ from ..io.atomic import atomic_path
 from .unet import NetworkSettings, RapidUNet3D
 
 FORMAT = "rapidtomo-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# what changed at each version, for the error that refuses an old file
+OLD_VERSIONS = {1: "its network pools in y and x only; this rapidtomo's network also pools in z (2×2×2)"}
 ARCHITECTURE = "RapidUNet3D"
 NORM_KEYS = ("input_mean", "input_std", "output_scale", "output_offset")
 
@@ -70,6 +73,9 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> LoadedMo
                         f"rapidtomo: {type(e).__name__})") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise UserError(f"{path}: not a rapidtomo model file (no format={FORMAT!r} entry)")
+    if obj.get("format_version") in OLD_VERSIONS:
+        raise UserError(f"{path}: model format_version {obj['format_version']} is too old: "
+                        f"{OLD_VERSIONS[obj['format_version']]}; retrain it with `rapidtomo train`")
     if obj.get("format_version") != FORMAT_VERSION:
         raise UserError(f"{path}: model format_version {obj.get('format_version')!r} is not supported "
                         f"(this rapidtomo reads {FORMAT_VERSION})")

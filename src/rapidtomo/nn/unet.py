@@ -2,9 +2,15 @@
 
 The network maps an approximant patch ``(B, 1, Z, Y, X)`` to ``(B, 1, Z, 2Y, 2X)``: the golden
 standard is 2x finer in y and x, and has the approximant's z (resample the approximant along z
-first when they differ). Pooling and upsampling act on y and x only (kernel ``(1, 2, 2)``), so any
-Z works; Y and X of any size work too (they are padded internally, by edge replication, to a
-multiple of ``2**(depth-1)`` and the output is cropped back).
+first when they differ). Pooling and upsampling are ``2×2×2`` in z, y and x, as in the 3D U-Net
+of Çiçek et al. that the paper builds on. Shape rule: Z, Y and X of any size ≥ 1 work; each is
+padded internally, by edge replication at its end, to the next multiple of ``2**(depth-1)``, and
+the output is cropped back, so the output shape never depends on that divisibility (the paper's
+Z = 280 = 8·35 needs no padding at depth 4).
+
+Atrous rates: the in-plane ones are a fraction of the xy patch (the paper's (6, 12, 18) for 64×64
+patches, :func:`scale_rates`), the z ones ``(a1, a2)`` a fraction of Z, since a patch always spans
+all of Z (the paper's (24, 30) for Z = 280, :func:`scale_z_rates`).
 """
 from __future__ import annotations
 
@@ -17,18 +23,20 @@ from pydantic import Field, field_validator
 from torch import nn
 
 from ..config import Settings
-from .blocks import AtrousModule, ConvNormAct, Norm
+from .blocks import AtrousModule, ConvNormAct, IsotropicASPP, Norm, PlaneASPP
 
 Variant = Literal["A", "B", "C", "D", "E", "F", "G"]
 Preset = Literal["small", "paper"]
+POOL = (2, 2, 2)  # pooling and upsampling between levels, (z, y, x)
 
 # the paper's rates, for 64×64 approximant patches (Fig. 4: A plain, B planes, C isotropic,
 # D anisotropic a1 = a2 = 18, E–G anisotropic with growing (a1, a2); E is RAPID)
 PAPER_RATES = (6, 12, 18)
 PAPER_Z_RATES: dict[str, tuple[int, int]] = {"D": (18, 18), "E": (24, 30), "F": (30, 36), "G": (36, 42)}
 PAPER_PATCH = 64
-# preset → (approximant patch size in y and x, depth, base width)
-PRESETS: dict[str, tuple[int, int, int]] = {"small": (16, 3, 8), "paper": (64, 4, 32)}
+PAPER_Z = 280  # slices of the paper's volumes, to which its (a1, a2) belong
+# preset → (approximant patch size in y and x, depth, base width, nominal Z for the z rates)
+PRESETS: dict[str, tuple[int, int, int, int]] = {"small": (16, 3, 8, 32), "paper": (64, 4, 32, PAPER_Z)}
 VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
 
 
@@ -39,7 +47,8 @@ class NetworkSettings(Settings):
                              "3D atrous; D–G anisotropic atrous module (E = RAPID)")
     widths: list[int] = Field([8, 16, 32], description="channels per encoder level; depth = len(widths)")
     rates: list[int] = Field([2, 3, 5], description="in-plane atrous rates of the plane ASPPs (C: isotropic rates)")
-    z_rates: list[int] = Field([6, 8], description="(a1, a2): z dilations of the extra y–z/x–z convs (D–G)")
+    z_rates: list[int] = Field([3, 3], description="(a1, a2): z dilations, in slices, of the extra y–z/x–z convs "
+                               "(D–G); network_preset scales the paper's (24, 30) for Z = 280 to the volume's Z")
     norm: Norm = Field("batch", description="normalisation after each conv; batch keeps tiled inference "
                        "seamless (no per-window statistics in eval mode)")
 
@@ -56,12 +65,23 @@ class NetworkSettings(Settings):
 
 
 def scale_rates(rates, patch: int) -> list[int]:
-    """Rates for ``patch``-voxel approximant patches: ``max(1, round_half_up(r · patch / 64))``.
+    """In-plane rates for ``patch``-voxel approximant patches: ``max(1, round_half_up(r · patch / 64))``.
 
-    The paper's rates belong to 64×64 patches; the same rule scales the in-plane rates and the
-    z rates (a1, a2), so that the dilated kernels span the same fraction of a patch.
+    The paper's in-plane rates belong to 64×64 patches, so the dilated kernels span the same
+    fraction of a patch in y and x.
     """
     return [max(1, int(r * patch / PAPER_PATCH + 0.5)) for r in rates]
+
+
+def scale_z_rates(z_rates, nz: int) -> list[int]:
+    """z rates (a1, a2) for volumes of ``nz`` slices: ``max(1, round_half_up(a · nz / 280))``.
+
+    A patch spans all of Z, so the paper's (a1, a2), given for Z = 280, scale with Z (not with
+    the xy patch): the z-dilated kernels reach the same fraction of the sample's thickness.
+    """
+    if nz < 1:
+        raise ValueError(f"nz must be ≥ 1, got {nz}")
+    return [max(1, int(a * nz / PAPER_Z + 0.5)) for a in z_rates]
 
 
 def _module_kind(variant: str) -> str | None:
@@ -72,11 +92,13 @@ class RapidUNet3D(nn.Module):
     """3D U-Net whose first convolution at every encoder level is an atrous module.
 
     Encoder level ``l`` (width ``w_l``): first block (atrous module per the variant; a 3×3×3 conv
-    for variant A) → 3×3×3 conv; then max pooling ``(1, 2, 2)``. Decoder level ``l``: transposed
-    conv ``(1, 2, 2)`` → concatenation with the skip → two 3×3×3 convs. Head: transposed conv
-    ``(1, 2, 2)`` (the 2x finer target grid) → 3×3×3 conv → 1×1×1 conv to one channel.
+    for variant A) → 3×3×3 conv; max pooling ``(2, 2, 2)`` between levels. Decoder level ``l``:
+    transposed conv ``(2, 2, 2)`` → concatenation with the skip → two 3×3×3 convs. Head:
+    transposed conv ``(1, 2, 2)`` (the 2x finer target grid in y, x) → 3×3×3 conv → 1×1×1 conv
+    to one channel.
 
-    ``forward``: ``(B, 1, Z, Y, X) → (B, 1, Z, 2Y, 2X)`` for any Z, Y, X ≥ 1.
+    ``forward``: ``(B, 1, Z, Y, X) → (B, 1, Z, 2Y, 2X)`` for any Z, Y, X ≥ 1; each of Z, Y, X is
+    padded (edge replication) to a multiple of ``2**(depth-1)`` and the output cropped back.
     """
 
     def __init__(self, settings: NetworkSettings) -> None:
@@ -91,7 +113,7 @@ class RapidUNet3D(nn.Module):
                      AtrousModule(c_in, c, kind, s.rates, s.z_rates, s.norm))
             self.encoder.append(nn.Sequential(first, ConvNormAct(c, c, norm=s.norm)))
             c_in = c
-        self.up = nn.ModuleList(nn.ConvTranspose3d(w[l + 1], w[l], (1, 2, 2), stride=(1, 2, 2))
+        self.up = nn.ModuleList(nn.ConvTranspose3d(w[l + 1], w[l], POOL, stride=POOL)
                                 for l in range(len(w) - 1))
         self.decoder = nn.ModuleList(nn.Sequential(ConvNormAct(2 * w[l], w[l], norm=s.norm),
                                                    ConvNormAct(w[l], w[l], norm=s.norm))
@@ -102,20 +124,25 @@ class RapidUNet3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or x.shape[1] != 1:
             raise ValueError(f"expected input (B, 1, Z, Y, X), got {tuple(x.shape)}")
-        ny, nx = x.shape[-2:]
-        m = 2 ** (self.settings.depth - 1)
-        py, px = -ny % m, -nx % m
-        if py or px:
-            x = F.pad(x, (0, px, 0, py, 0, 0), mode="replicate")
+        nz, ny, nx = x.shape[-3:]
+        m = self.multiple
+        pz, py, px = -nz % m, -ny % m, -nx % m
+        if pz or py or px:
+            x = F.pad(x, (0, px, 0, py, 0, pz), mode="replicate")
         skips = []
         for l, level in enumerate(self.encoder):
             if l:
-                x = F.max_pool3d(x, (1, 2, 2))
+                x = F.max_pool3d(x, POOL)
             x = level(x)
             skips.append(x)
         for l in reversed(range(len(self.decoder))):
             x = self.decoder[l](torch.cat([self.up[l](x), skips[l]], dim=1))
-        return self.head(x)[..., : 2 * ny, : 2 * nx]
+        return self.head(x)[..., :nz, : 2 * ny, : 2 * nx]
+
+    @property
+    def multiple(self) -> int:
+        """Z, Y and X are padded to a multiple of this, ``2**(depth-1)``, inside :meth:`forward`."""
+        return 2 ** (self.settings.depth - 1)
 
 
 def build_network(settings: NetworkSettings) -> RapidUNet3D:
@@ -153,23 +180,28 @@ def _matched_multiplier(preset: str, variant: str, norm: str) -> float:
     return min((abs(count(m) - ref), m) for m in (lo, hi))[1] / 100
 
 
-def network_preset(preset: Preset = "small", variant: Variant = "E", *, norm: Norm = "batch",
-                   width_multiplier: float | None = None, match_parameters: bool = True) -> NetworkSettings:
+def network_preset(preset: Preset = "small", variant: Variant = "E", *, nz: int | None = None,
+                   patch: int | None = None, norm: Norm = "batch", width_multiplier: float | None = None,
+                   match_parameters: bool = True) -> NetworkSettings:
     """Settings of a preset (``small``: 16×16 approximant patches, depth 3, widths 8·2^l;
     ``paper``: 64×64, depth 4, widths 32·2^l) for an ablation ``variant``.
 
-    Rates follow :func:`scale_rates` for the preset's patch. With ``match_parameters`` every
-    variant's widths are scaled by one multiplier (a 0.01 grid) so that its parameter count is
-    the closest to the preset's variant E (the paper's "similar number of total parameters").
+    In-plane rates follow :func:`scale_rates` for ``patch`` (default: the preset's), z rates
+    :func:`scale_z_rates` for ``nz`` slices (default: the preset's nominal Z, 32 for ``small``
+    as in the demo, 280 for ``paper``); pass the training volume's Z. With ``match_parameters``
+    every variant's widths are scaled by one multiplier (a 0.01 grid) so that its parameter count
+    is the closest to the preset's variant E (the paper's "similar number of total parameters";
+    rates do not change parameter counts).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (one of {sorted(PRESETS)})")
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r} (one of {VARIANTS})")
-    patch, depth, base = PRESETS[preset]
+    preset_patch_, depth, base, preset_nz = PRESETS[preset]
+    patch, nz = patch or preset_patch_, nz or preset_nz
     if width_multiplier is None:
         width_multiplier = _matched_multiplier(preset, variant, norm) if match_parameters else 1.0
-    z_rates = scale_rates(PAPER_Z_RATES[variant], patch) if variant in PAPER_Z_RATES else [1]
+    z_rates = scale_z_rates(PAPER_Z_RATES[variant], nz) if variant in PAPER_Z_RATES else [1]
     rates = scale_rates(PAPER_RATES, patch) if variant != "B" else [1]
     return NetworkSettings(variant=variant, widths=_widths(base, depth, width_multiplier), rates=rates,
                            z_rates=z_rates, norm=norm)
@@ -178,3 +210,43 @@ def network_preset(preset: Preset = "small", variant: Variant = "E", *, norm: No
 def preset_patch(preset: Preset) -> int:
     """Approximant patch size in y and x of a preset (target patches are twice as large)."""
     return PRESETS[preset][0]
+
+
+def _reach(module: nn.Module) -> tuple[int, int, int]:
+    """Per-axis ``(z, y, x)`` reach of a shape-keeping block: how far (in its own voxels) an output
+    voxel sees. A conv adds ``d·(k−1)/2``; parallel branches take the maximum; blocks in sequence add."""
+    if isinstance(module, ConvNormAct):
+        return tuple(d * (k - 1) // 2 for k, d in zip(module.kernel, module.dilation))
+    if isinstance(module, (AtrousModule, PlaneASPP, IsotropicASPP)):
+        branches = [_reach(b) for b in module.branches]
+        last = _reach(module.fuse if isinstance(module, AtrousModule) else module.project)
+        return tuple(max(b[a] for b in branches) + last[a] for a in range(3))
+    if isinstance(module, nn.Sequential):
+        parts = [_reach(m) for m in module]
+        return tuple(sum(p[a] for p in parts) for a in range(3))
+    raise TypeError(f"no reach rule for {type(module).__name__}")
+
+
+def receptive_field(settings: NetworkSettings) -> tuple[float, float, float]:
+    """Receptive-field radius ``(rz, ry, rx)`` of :class:`RapidUNet3D`, in approximant voxels.
+
+    An output voxel depends only on input voxels whose centres lie within ``r`` of its centre along
+    each axis. Computed along the deepest path, centre to centre, exactly for the convolutions: a
+    block at level ``l`` (voxel spacing ``2**l``) adds its reach (``d·(k−1)/2`` per conv, the
+    maximum over parallel branches) times ``2**l``; a 2×2×2 pooling into level ``l`` adds
+    ``2**l / 4``, a transposed conv into level ``l`` adds ``2**l / 2``; the head's (1, 2, 2)
+    transposed conv adds (0, ¼, ¼) and its 3×3×3 conv on the 2x finer target grid (1, ½, ½).
+    Tiled inference is exact where every kept output voxel is ``r`` away from a tile's inner
+    edges (:mod:`rapidtomo.infer`).
+    """
+    with torch.device("meta"):
+        net = RapidUNet3D(settings)
+    r = [0.0, 0.0, 0.0]
+    for l, level in enumerate(net.encoder):
+        j = 2 ** l
+        r = [v + (j / 4 if l else 0) + j * a for v, a in zip(r, _reach(level))]
+    for l in reversed(range(len(net.decoder))):
+        j = 2 ** l
+        r = [v + j / 2 + j * a for v, a in zip(r, _reach(net.decoder[l]))]
+    head = _reach(net.head[1])
+    return (r[0] + head[0], r[1] + 0.25 + head[1] / 2, r[2] + 0.25 + head[2] / 2)

@@ -3,8 +3,8 @@
 The approximant ``A`` is ``(Za, Y, X)``, the target (golden standard) ``G`` is ``(Zg, 2Y, 2X)``.
 When ``Za ≠ Zg``, ``A`` is resampled along z to ``Zg`` by linear interpolation (cell-centred:
 both grids span the same thickness). Normalisation is per volume, ``(v − mean)/std``: ``A``'s
-statistics over the whole approximant (it is measured everywhere), ``G``'s over the training part
-only (x < split), so nothing of the held-out target enters training.
+statistics over the whole approximant (it is measured everywhere), ``G``'s over the training band
+only (x < x_val), so nothing of the validation or held-out target enters training.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..errors import UserError
 from ..io import Volume
-from .split import patch_starts, split_index
+from .split import patch_starts, split_index, validation_index
 
 log = logging.getLogger("rapidtomo.train")
 
@@ -52,25 +52,31 @@ def _stats(v: torch.Tensor, name: str) -> tuple[float, float]:
 
 @dataclass
 class PatchPairs:
-    """Normalised volumes and the patch corners of the training part.
+    """Normalised volumes and the patch corners of the training and validation bands.
 
-    ``approx``: ``(Z, Y, X)``; ``target``: ``(Z, 2Y, 2X)``; ``corners``: ``(n, 2)`` top-left
-    ``(y, x)`` on the approximant grid; ``patch``: window in y and x (target windows are 2x).
+    ``approx``: ``(Z, Y, X)``; ``target``: ``(Z, 2Y, 2X)``; ``corners`` (training) and
+    ``val_corners``: ``(n, 2)`` top-left ``(y, x)`` on the approximant grid, the training ones in
+    ``x < x_val``, the validation ones in ``[x_val, x_split)``; ``patch``: window in y and x
+    (target windows are 2x).
     """
 
     approx: torch.Tensor
     target: torch.Tensor
     corners: np.ndarray
+    val_corners: np.ndarray
     patch: int
+    x_val: int
     x_split: int
     norm: dict[str, float]
 
-    def batch(self, idx, flips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Patches ``idx`` as ``(B, 1, Z, p, p)`` and ``(B, 1, Z, 2p, 2p)``; ``flips[i]`` = (flip y, flip x)."""
+    def batch(self, idx, flips: torch.Tensor | None = None, val: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training (or, with ``val``, validation) patches ``idx`` as ``(B, 1, Z, p, p)`` and
+        ``(B, 1, Z, 2p, 2p)``; ``flips[i]`` = (flip y, flip x)."""
         p = self.patch
+        corners = self.val_corners if val else self.corners
         xs, ys = [], []
         for j, i in enumerate(idx):
-            cy, cx = (int(c) for c in self.corners[i])
+            cy, cx = (int(c) for c in corners[i])
             a = self.approx[:, cy:cy + p, cx:cx + p]
             g = self.target[:, 2 * cy:2 * cy + 2 * p, 2 * cx:2 * cx + 2 * p]
             if flips is not None:
@@ -83,10 +89,13 @@ class PatchPairs:
 
 
 def prepare_pairs(approximant: Volume, target: Volume, patch: int, overlap: float, train_fraction: float,
-                  names: tuple[str, str] = ("approximant", "target")) -> tuple[PatchPairs, list[str]]:
-    """Check, resample and normalise a pair; cut the training part into overlapping patches.
+                  val_fraction: float = 0.0, names: tuple[str, str] = ("approximant", "target")
+                  ) -> tuple[PatchPairs, list[str]]:
+    """Check, resample and normalise a pair; cut the training and validation bands into
+    overlapping patches (:mod:`rapidtomo.train.split`).
 
-    Returns the pairs and notes (log lines, e.g. the z resampling).
+    Returns the pairs and notes (log lines, e.g. the z resampling). Raises :class:`UserError`
+    when the volumes do not pair or the training part is too small.
     """
     check_pair(approximant.shape, target.shape, names)
     za, ya, xa = approximant.shape
@@ -102,9 +111,15 @@ def prepare_pairs(approximant: Volume, target: Volume, patch: int, overlap: floa
     if ya < patch or xs < patch:
         raise UserError(f"{names[0]}: the training part (y = {ya}, x < {xs} of {xa}) is smaller than one "
                         f"{patch}×{patch} patch; use a smaller patch or a larger train_fraction")
+    try:
+        xv = validation_index(xs, patch, val_fraction)
+    except ValueError as e:
+        raise UserError(f"{names[0]}: {e}") from None
     a_mean, a_std = _stats(a, names[0])
-    g_mean, g_std = _stats(g[..., : 2 * xs], names[1])
-    corners = np.array([(y, x) for y in patch_starts(ya, patch, overlap) for x in patch_starts(xs, patch, overlap)],
-                       dtype=np.int64)
+    g_mean, g_std = _stats(g[..., : 2 * xv], names[1])
+    ys = patch_starts(ya, patch, overlap)
+    corners = np.array([(y, x) for y in ys for x in patch_starts(xv, patch, overlap)], dtype=np.int64)
+    val_corners = np.array([(y, xv + x) for y in ys for x in patch_starts(xs - xv, patch, overlap)],
+                           dtype=np.int64).reshape(-1, 2)
     norm = {"input_mean": a_mean, "input_std": a_std, "target_mean": g_mean, "target_std": g_std}
-    return PatchPairs((a - a_mean) / a_std, (g - g_mean) / g_std, corners, patch, xs, norm), notes
+    return PatchPairs((a - a_mean) / a_std, (g - g_mean) / g_std, corners, val_corners, patch, xv, xs, norm), notes

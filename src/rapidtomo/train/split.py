@@ -1,8 +1,13 @@
-"""Patches with 50 % overlap and the train/held-out split along x (paper §4.4).
+"""Patches with 50 % overlap and the train/validation/held-out split along x (paper §4.4).
 
-The approximant grid is ``(Z, Y, X)``, the target grid ``(Z, 2Y, 2X)``. Training patches lie in
-``x < x_split`` (approximant grid; ``2·x_split`` on the target grid), the held-out test part is
-``x ≥ x_split``; no patch crosses the boundary.
+The approximant grid is ``(Z, Y, X)``, the target grid ``(Z, 2Y, 2X)``. Along x (approximant
+grid; twice the index on the target grid)::
+
+    [0, x_val)          training patches
+    [x_val, x_split)    validation patches: a band that no training patch overlaps
+    [x_split, X)        the held-out test part
+
+No patch crosses a boundary, so validation and test voxels never enter a training patch.
 """
 from __future__ import annotations
 
@@ -35,6 +40,20 @@ def split_index(width_approx: int, train_fraction: float) -> int:
     if not 0 < train_fraction < 1:
         raise ValueError(f"train_fraction must lie in (0, 1), got {train_fraction}")
     return int(train_fraction * width_approx)
+
+
+def validation_index(x_split: int, patch: int, val_fraction: float) -> int:
+    """First validation column ``x_val``: the band ``[x_val, x_split)`` is
+    ``max(patch, round(val_fraction · x_split))`` wide (at least one patch), or empty for
+    ``val_fraction = 0``. Raises ``ValueError`` when no training patch would be left."""
+    if val_fraction <= 0:
+        return x_split
+    x_val = x_split - max(patch, round(val_fraction * x_split))
+    if x_val < patch:
+        raise ValueError(f"the training part (x < {x_split}) cannot hold a {patch}-wide training patch and a "
+                         f"validation band of {x_split - x_val}; use a smaller patch or val_fraction, or a "
+                         f"larger train_fraction")
+    return x_val
 
 
 def heldout_region(shape_approx: tuple[int, int, int], settings: _SplitSettings) -> tuple[slice, slice]:
