@@ -72,6 +72,36 @@ class PretrainSettings(Settings):
     val_samples: int = Field(1, ge=0, description="samples held out for validation (none with fewer than 2 samples)")
     budget_s: float = Field(1800.0, gt=0, description="auto: build the corpus only if its estimated time "
                             "(corpus_size × seconds per sample / workers) is within this (s)")
+    model: str | None = Field(None, description="pipeline: a pre-trained model file for the run's geometry, "
+                              "used instead of building a corpus (checked against the scan's geometry)")
+
+
+# measured cost of one corpus sample (docs/pretraining.md): the demo's sample, 32×64×256 voxels at
+# 28 nm, 21 angles, 32-pixel detector, fine model; approximant 20 iterations, 5 slabs; one worker
+DEMO_SAMPLE = {"voxels": 32 * 64 * 256, "angles": 21, "simulate_s": 60.0, "slab_iterations": 5 * 20,
+               "approximant_s": 30.0}
+
+
+def estimate_sample_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings) -> float:
+    """Rough seconds for one corpus sample on one core, scaled from :data:`DEMO_SAMPLE`: the
+    simulation by voxels × angles, the approximant by lateral voxels × angles × slabs × iterations."""
+    Z, Y, X = volume_shape
+    d = DEMO_SAMPLE
+    sim = d["simulate_s"] * (Z * Y * X / d["voxels"]) * (n_angles / d["angles"])
+    lateral = Y * X / (d["voxels"] / 32)
+    work = approximant_settings.n_slabs * approximant_settings.iterations / d["slab_iterations"]
+    return sim + d["approximant_s"] * lateral * (n_angles / d["angles"]) * work
+
+
+def estimate_corpus_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings,
+                            settings: PretrainSettings) -> float:
+    """Rough wall time of a corpus: ``corpus_size`` samples over ``workers`` processes (default:
+    the CPU cores) of :func:`estimate_sample_seconds` each, at the samples' lateral size."""
+    Z, Y, X = volume_shape
+    shape = (Z, *settings.sample_yx) if settings.sample_yx else (Z, Y, X)
+    workers = min(settings.workers or os.cpu_count() or 1, settings.corpus_size)
+    rounds = -(-settings.corpus_size // workers)
+    return rounds * estimate_sample_seconds(shape, n_angles, approximant_settings)
 
 
 # ------------------------------------------------------------------------- the geometry
@@ -470,15 +500,19 @@ def _add_provenance(model_path: str | Path, manifest: dict[str, Any]) -> None:
 
 def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeometry, settings: PretrainSettings,
                  train_settings, exclude_seeds: set[int] | frozenset = frozenset(),
-                 exclude: dict[str, Any] | None = None) -> dict[str, Any]:
+                 exclude: dict[str, Any] | None = None, truth: str | Path | None = None) -> dict[str, Any]:
     """Build (or complete) the corpus, pre-train on it, write ``out`` and its sidecar ``OUT.json``
     (settings, timings, per-sample seconds, training history). ``rapidtomo pretrain`` and the
-    pipeline's pretrain stage call this. Returns a summary: samples, seconds per sample (mean of
-    the samples made), timings, epochs, best validation NPCC."""
+    pipeline's pretrain stage call this; ``truth`` (the sample under test's volume file, if known)
+    must not be in the corpus (:func:`check_disjoint`). Returns a summary: samples, seconds per
+    sample (mean of the samples made), timings, epochs, best validation NPCC."""
+    from .io import read_volume
     from .runinfo import Timer, write_run_info
     timer = Timer()
     with timer("corpus"):
         manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude)
+    if truth is not None:
+        check_disjoint(manifest, read_volume(truth).data, str(truth))
     with timer("train"):
         result = pretrain(corpus_dir, out, train_settings, settings, manifest)
     per_sample = [sum(s["seconds"].values()) for s in manifest["samples"]]
@@ -493,3 +527,28 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
                     "sample_seconds": [s["seconds"] for s in manifest["samples"]], "history": result["history"],
                     "notes": result["notes"]})
     return summary
+
+
+def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str | Path, settings: PretrainSettings,
+                      approximant_settings, train_settings, test_seed: int | None = None,
+                      truth: str | Path | None = None) -> dict[str, Any]:
+    """The pipeline's pretrain stage: ``out`` is ``settings.model`` (copied, after checking that it
+    was made for the reduced scan's geometry) or a model pre-trained on a corpus in ``corpus_dir``
+    made in that scan's geometry, whose seeds skip ``test_seed`` (the simulated sample under test's)
+    and whose samples differ from ``truth``. Returns the stage's summary."""
+    from .validity import check_geometry
+    scan, source = read_reduced_scan(reduced_scan)
+    if settings.model:
+        from .nn import load_model
+        m = load_model(settings.model)
+        check_geometry(settings.model, m.training.get("geometry"), str(reduced_scan),
+                       scan_geometry(scan, approximant_settings))
+        with atomic_path(out) as tmp:
+            tmp.write_bytes(Path(settings.model).read_bytes())
+        return {"model": settings.model}
+    geometry = geometry_from_scan(scan, approximant_settings, source, settings.sample_yx)
+    exclude = {"scan_sha256": source["scan_sha256"]}
+    if test_seed is not None:
+        exclude["simulate_seed"] = test_seed
+    seeds = {test_seed} if test_seed is not None else set()
+    return run_pretrain(corpus_dir, out, geometry, settings, train_settings, seeds, exclude, truth)

@@ -11,6 +11,10 @@ HELP = ("pre-train the network on simulated samples (synthetic ICs, sky130 block
         "reduced scan or of a [simulate] section; writes a model file for train --init or predict")
 
 
+# the pipeline-only fields (whether to pre-train, a ready model) are no flags of this command
+FIELDS = ("corpus_size", "seed", "layout_fraction", "sample_yx", "workers", "epochs", "val_samples")
+
+
 def _settings_class():
     from ..pretrain import PretrainSettings
     return PretrainSettings
@@ -30,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "defaults (the --config file's values and flags override them)")
     p.add_argument("--exclude-seed", type=int, action="append", default=[], metavar="SEED",
                    help="a seed that no corpus sample may use (the sample under test's); repeatable")
-    add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_settings_arguments(p, _settings_class(), FIELDS)
 
 
 def run(args) -> int:
@@ -40,7 +44,7 @@ def run(args) -> int:
     from ..train import TrainSettings
     base = preset(args.preset) if args.preset else {}
     cls = _settings_class()
-    settings = build_settings(cls, "pretrain", args.config, settings_overrides(args, cls.model_fields),
+    settings = build_settings(cls, "pretrain", args.config, settings_overrides(args, FIELDS),
                               base.get("pretrain"))
     approx = build_settings(ApproximantSettings, "approximant", args.config, None, base.get("approximant"))
     train = build_settings(TrainSettings, "train", args.config, None, base.get("train"))
