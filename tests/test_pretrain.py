@@ -216,3 +216,46 @@ def test_pretrain_command_end_to_end(tmp_path, capsys):
     m = json.loads((tmp_path / "c" / MANIFEST).read_text())
     assert [s["seed"] for s in m["samples"]] == [1001] and m["simulate"]["model"] == "fast"
     assert "wrote" in capsys.readouterr().out
+
+
+
+def _ctx(tmp_path, pretrain: dict):
+    from rapidtomo.pipeline import Context, load_pipeline_config, stage_settings
+    config = {"simulate": {"shape": [8, 16, 32], "detector_size": 16, "n_reduced": 2, "n_nominal": 2},
+              "approximant": {"iterations": 1, "n_slabs": 2}, "pretrain": pretrain}
+    _, pipe = load_pipeline_config(None)
+    return Context(tmp_path, config, pipe, stage_settings(config, pipe))
+
+
+def test_pipeline_pretrain_switch_and_stages(tmp_path):
+    from rapidtomo import rundir
+    from rapidtomo.pipeline import build_stages, pretrain_enabled
+    assert pretrain_enabled(_ctx(tmp_path, {"enabled": "off"}))[0] is False
+    assert pretrain_enabled(_ctx(tmp_path, {"enabled": "on"}))[0] is True
+    assert pretrain_enabled(_ctx(tmp_path, {}))[0] is True  # auto: a tiny corpus fits the budget
+    on, why = pretrain_enabled(_ctx(tmp_path, {"budget_s": 1e-3}))
+    assert on is False and "budget" in why
+    assert pretrain_enabled(_ctx(tmp_path, {"budget_s": 1e-3, "model": "m.pt"}))[0] is True
+    names = [s.name for s in build_stages(_ctx(tmp_path, {"enabled": "off"}))]
+    assert "pretrain" not in names and "zero_shot" not in names
+    stages = {s.name: s for s in build_stages(_ctx(tmp_path, {"enabled": "on"}))}
+    assert rundir.PRETRAINED in stages["train"].inputs and rundir.PRETRAINED not in stages["train_scratch"].inputs
+    assert {rundir.PREDICTION, rundir.PREDICTION_SCRATCH, rundir.PREDICTION_ZERO_SHOT} <= set(stages["evaluate"].inputs)
+    assert list(stages).index("pretrain") > list(stages).index("approximant")
+
+
+def test_pipeline_stage_takes_a_given_model_only_for_its_geometry(corpus, tmp_path):
+    from rapidtomo.pretrain import pipeline_pretrain
+    from rapidtomo.stages import run_simulate
+    d, _, _ = corpus
+    for n_reduced, ok in ((2, True), (3, False)):
+        run_simulate(SimulateSettings(**{**SIM, "n_reduced": n_reduced}, model="fast"), tmp_path)
+        settings = PretrainSettings(model=str(d / "pre.pt"))
+        out = tmp_path / f"pre{n_reduced}.pt"
+        if ok:
+            pipeline_pretrain(tmp_path / "scan_reduced.h5", out, tmp_path / "c", settings, APPROX, TRAIN, 0)
+            assert out.read_bytes() == (d / "pre.pt").read_bytes()
+        else:
+            with pytest.raises(UserError, match="n_angles 2 vs 3"):
+                pipeline_pretrain(tmp_path / "scan_reduced.h5", out, tmp_path / "c", settings, APPROX, TRAIN, 0)
+            assert not out.exists()
