@@ -295,10 +295,11 @@ def _worker_init() -> None:
 
 def make_sample(geometry: CorpusGeometry, item: dict[str, Any], path: str | Path, key: str) -> dict[str, Any]:
     """Make one sample (truth, reduced scan, approximant) and write it to ``path`` atomically;
-    returns its manifest record (seed, kind, params, truth sha256, seconds per step)."""
+    returns its manifest record (seed, kind, params, truth sha256, wall seconds per step and
+    the process's CPU seconds: the worker runs one torch thread, so these measure the work itself)."""
     from .recon.approximant import approximant
     from .simulate import make_scan
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     truth = sample_phantom(item, geometry.volume_shape, geometry.voxel_size_m, geometry.simulate.energy_kev)
     t1 = time.perf_counter()
     rng = np.random.default_rng([item["seed"], 1])
@@ -309,7 +310,7 @@ def make_sample(geometry: CorpusGeometry, item: dict[str, Any], path: str | Path
     t3 = time.perf_counter()
     record = {**item, "truth_sha256": array_sha256(truth.data),
               "seconds": {"phantom": round(t1 - t0, 3), "simulate": round(t2 - t1, 3),
-                          "approximant": round(t3 - t2, 3)}}
+                          "approximant": round(t3 - t2, 3)}, "cpu_seconds": round(time.process_time() - c0, 3)}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": CORPUS_FORMAT, "corpus_key": key, "record": json.dumps(record),
                         "geometry": json.dumps(scan_geometry(scan, geometry.approximant))})
@@ -516,8 +517,10 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
     with timer("train"):
         result = pretrain(corpus_dir, out, train_settings, settings, manifest)
     per_sample = [sum(s["seconds"].values()) for s in manifest["samples"]]
+    cpu = [s["cpu_seconds"] for s in manifest["samples"]]
     summary = {"samples": len(manifest["samples"]), "corpus_key": manifest["key"],
-               "seconds_per_sample": round(float(np.mean(per_sample)), 3), "workers": manifest["workers"],
+               "seconds_per_sample": round(float(np.mean(per_sample)), 3),
+               "cpu_seconds_per_sample": round(float(np.mean(cpu)), 3), "workers": manifest["workers"],
                "epochs": len(result["history"]), "best_epoch": result["best_epoch"],
                "best_val_npcc": min((h["val_loss"] for h in result["history"]), default=float("nan")),
                "timings": timer.seconds}
