@@ -172,7 +172,7 @@ def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, A
         shape=(Z, ny, nx), voxel_size_m=scan.voxel_size_m[2], energy_kev=scan.energy_kev,
         detector_pixel_m=scan.detector_pixel_m, detector_size=n, detector_distance_m=scan.detector_distance_m,
         n_modes=int(probe.shape[0]), scan_step_px=_step_px(scan), n_reduced=scan.n_angles,
-        theta_max_deg=max(float(np.ptp(scan.angles_deg)), 1e-6), photons=photons,
+        theta_max_deg=min(max(float(np.ptp(scan.angles_deg)), 1e-6), 180.0), photons=photons,
         **({k: sim[k] for k in ("model", "slab_tolerance", "scan_pattern", "n_slabs") if k in sim} if sim else {}),
         device="cpu")
     return CorpusGeometry(settings, np.asarray(scan.angles_deg, float), np.asarray(probe),
@@ -422,6 +422,8 @@ def corpus_pairs(samples: list[tuple[Volume, Volume]], patch: int, overlap: floa
     Each approximant is normalised by its own mean and std (as ``predict`` normalises an input by
     default), the truths by the training samples' joint mean and std.
     """
+    import torch
+
     from .train import PatchPairs, patch_starts, resample_z
     from .train.data import check_pair
     shapes = {(a.shape, t.shape) for a, t in samples}
@@ -439,7 +441,6 @@ def corpus_pairs(samples: list[tuple[Volume, Volume]], patch: int, overlap: floa
             raise UserError("corpus: an approximant is constant")
         approx.append((x - stats[-1][0]) / stats[-1][1])
         truth.append(np.asarray(t.data, np.float32))
-    import torch
     g = torch.as_tensor(np.concatenate(truth, axis=1))
     ya, xa = samples[0][0].shape[1:]
     if ya < patch or xa < patch:
