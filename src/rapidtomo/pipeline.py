@@ -281,9 +281,9 @@ def _pretrain_because(why: str):
 
 def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
     """Whether this run pre-trains (``[pretrain] enabled``), and why: ``on``/``off`` as set; ``auto``
-    is on when ``[pretrain] model`` names a model file, or when the corpus's estimated time
-    (:func:`rapidtomo.pretrain.estimate_corpus_seconds`) fits ``budget_s``."""
-    from .pretrain import estimate_corpus_seconds
+    is on when ``[pretrain] model`` names a model file, or when the estimated time of the corpus
+    and the pre-training (:func:`rapidtomo.pretrain.estimate_pretrain_seconds`) fits ``budget_s``."""
+    from .pretrain import estimate_pretrain_seconds
     s = ctx.settings["pretrain"]
     if s.enabled != "auto":
         return s.enabled == "on", f"[pretrain] enabled = {s.enabled}"
@@ -293,8 +293,8 @@ def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
     if shape is None:
         return False, "auto: the scan's object grid is unknown"
     n_angles = _reduced_angles(ctx)
-    est = estimate_corpus_seconds(shape, n_angles, ctx.settings["approximant"], s)
-    return est <= s.budget_s, f"auto: corpus estimated at {est:.0f} s, budget {s.budget_s:.0f} s"
+    est = estimate_pretrain_seconds(shape, n_angles, ctx.settings["approximant"], s, ctx.settings["train"].patch_size())
+    return est <= s.budget_s, f"auto: pre-training estimated at {est:.0f} s, budget {s.budget_s:.0f} s"
 
 
 def _reduced_angles(ctx: Context) -> int:

@@ -68,18 +68,22 @@ class PretrainSettings(Settings):
                                               "even; default: the scan's object grid (depth and voxel size are "
                                               "always the scan's)")
     workers: int | None = Field(None, ge=1, description="parallel processes making samples (default: the CPU cores)")
-    epochs: int = Field(40, ge=1, description="training epochs over the corpus (at most; early stopping applies)")
+    epochs: int = Field(20, ge=1, description="training epochs over the corpus (at most; early stopping applies)")
     val_samples: int = Field(1, ge=0, description="samples held out for validation (none with fewer than 2 samples)")
-    budget_s: float = Field(1800.0, gt=0, description="auto: build the corpus only if its estimated time "
-                            "(corpus_size × seconds per sample / workers) is within this (s)")
+    budget_s: float = Field(1800.0, gt=0, description="auto: pre-train only if the estimated time of the corpus "
+                            "and of the pre-training epochs is within this (s)")
     model: str | None = Field(None, description="pipeline: a pre-trained model file for the run's geometry, "
                               "used instead of building a corpus (checked against the scan's geometry)")
 
 
-# measured cost of one corpus sample (docs/pretraining.md): the demo's sample, 32×64×256 voxels at
-# 28 nm, 21 angles, 32-pixel detector, fine model; approximant 20 iterations, 5 slabs; one worker
-DEMO_SAMPLE = {"voxels": 32 * 64 * 256, "angles": 21, "simulate_s": 60.0, "slab_iterations": 5 * 20,
-               "approximant_s": 30.0}
+# measured CPU cost of one corpus sample on one core (docs/pretraining.md): the demo's sample,
+# 32×64×256 voxels at 28 nm, 21 angles, 32-pixel detector, fine model; approximant 20 iterations,
+# 5 slabs: 50 CPU s in all, split as the wall times of its steps (70 s and 319 s on a loaded machine)
+DEMO_SAMPLE = {"voxels": 32 * 64 * 256, "angles": 21, "simulate_s": 9.0, "slab_iterations": 5 * 20,
+               "approximant_s": 41.0}
+# training throughput of the small network on one CPU thread (docs/benchmarks.md: 5.2-6.4 patches/s
+# of 32×16×16 approximant voxels), in approximant voxels per second
+TRAIN_VOXELS_PER_S = 5.2 * 32 * 16 * 16
 
 
 def estimate_sample_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings) -> float:
@@ -93,15 +97,22 @@ def estimate_sample_seconds(volume_shape: tuple[int, int, int], n_angles: int, a
     return sim + d["approximant_s"] * lateral * (n_angles / d["angles"]) * work
 
 
-def estimate_corpus_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings,
-                            settings: PretrainSettings) -> float:
-    """Rough wall time of a corpus: ``corpus_size`` samples over ``workers`` processes (default:
-    the CPU cores) of :func:`estimate_sample_seconds` each, at the samples' lateral size."""
+def estimate_pretrain_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings,
+                              settings: PretrainSettings, patch: int) -> float:
+    """Rough wall time of pre-training on an idle CPU machine: the corpus (``corpus_size``
+    samples of :func:`estimate_sample_seconds` over ``workers`` processes, default the CPU
+    cores) plus ``epochs`` over the training samples' ``patch`` × ``patch`` patches at
+    :data:`TRAIN_VOXELS_PER_S`."""
+    from .train import patch_starts
     Z, Y, X = volume_shape
-    shape = (Z, *settings.sample_yx) if settings.sample_yx else (Z, Y, X)
+    ny, nx = settings.sample_yx or (Y, X)
     workers = min(settings.workers or os.cpu_count() or 1, settings.corpus_size)
     rounds = -(-settings.corpus_size // workers)
-    return rounds * estimate_sample_seconds(shape, n_angles, approximant_settings)
+    corpus = rounds * estimate_sample_seconds((Z, ny, nx), n_angles, approximant_settings)
+    n_train = settings.corpus_size - (min(settings.val_samples, settings.corpus_size - 1)
+                                      if settings.corpus_size >= 2 else 0)
+    patches = len(patch_starts(ny // 2, patch)) * len(patch_starts(nx // 2, patch))
+    return corpus + settings.epochs * n_train * patches * Z * patch * patch / TRAIN_VOXELS_PER_S
 
 
 # ------------------------------------------------------------------------- the geometry
