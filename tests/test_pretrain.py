@@ -259,3 +259,21 @@ def test_pipeline_stage_takes_a_given_model_only_for_its_geometry(corpus, tmp_pa
             with pytest.raises(UserError, match="n_angles 2 vs 3"):
                 pipeline_pretrain(tmp_path / "scan_reduced.h5", out, tmp_path / "c", settings, APPROX, TRAIN, 0)
             assert not out.exists()
+
+
+def test_stale_samples_are_remade_and_a_stale_corpus_replaced_only_by_the_pipeline(corpus, tmp_path):
+    d, geometry, _ = corpus
+    work = tmp_path / "c"
+    work.mkdir()
+    for name in ("sample_0000.h5", MANIFEST):
+        (work / name).write_bytes((d / name).read_bytes())
+    # other seeds, same geometry: the sample on disk is not the planned one and is remade
+    one = SETTINGS.model_copy(update={"corpus_size": 1, "workers": 1, "layout_fraction": 0.0, "seed": 50})
+    m = build_corpus(work, geometry, one, {TEST_SEED})
+    assert [s["seed"] for s in m["samples"]] == [50] and read_sample(work / "sample_0000.h5")[2]["seed"] == 50
+    # another geometry: refused, unless the folder is the pipeline's own
+    other = geometry_from_simulate(SimulateSettings(**{**SIM, "photons": 1e4}, model="fast"), APPROX)
+    with pytest.raises(UserError, match="another corpus folder"):
+        build_corpus(work, other, one, {TEST_SEED})
+    m = build_corpus(work, other, one, {TEST_SEED}, replace_stale=True)
+    assert m["simulate"]["model"] == "fast" and [p.name for p in work.glob("sample_*")] == ["sample_0000.h5"]

@@ -1,5 +1,5 @@
-"""The whole method in one run directory: simulate → golden → baselines → approximant → train →
-predict → evaluate → report.
+"""The whole method in one run directory: simulate → golden → baselines → approximant → [pretrain]
+→ train → predict → evaluate → report (docs/pretraining.md for the stages that pre-training adds).
 
 Each stage reads and writes files in ``RUN_DIR`` and is skipped when its outputs exist and its
 *key* (a hash of its settings and of its inputs' keys, or of a user file's size and mtime) is
@@ -317,13 +317,15 @@ def truth_path(ctx: Context) -> Path:
 
 # names in metrics.json of the volumes a run evaluates (the references are golden and truth)
 EVALUATED = ("rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart")
+PRETRAINING_ONLY = ("rapid_scratch", "rapid_zero_shot")  # made only by runs that pre-train
 
 
 def _evaluate(ctx: Context) -> dict:
     from .io import open_volume
     from .metrics.evaluate import Region, metrics_table
     from .train import heldout_region
-    volumes = {n: ctx.path(rundir.VOLUMES[n]) for n in EVALUATED if ctx.path(rundir.VOLUMES[n]).exists()}
+    names = EVALUATED if pretrain_enabled(ctx)[0] else [n for n in EVALUATED if n not in PRETRAINING_ONLY]
+    volumes = {n: ctx.path(rundir.VOLUMES[n]) for n in names if ctx.path(rundir.VOLUMES[n]).exists()}
     with open_volume(volumes["approximant"]) as a:
         shape = a.shape
     region_x, _ = heldout_region(shape, ctx.settings["train"])  # the part that training never saw

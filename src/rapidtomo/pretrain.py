@@ -344,16 +344,21 @@ def read_sample(path: str | Path) -> tuple[Volume, Volume, dict[str, Any]]:
     return vols["approximant"], vols["truth"], record
 
 
-def _sample_done(path: Path, key: str) -> bool:
+def _sample_done(path: Path, key: str, item: dict[str, Any]) -> bool:
+    """Whether ``path`` holds the planned sample ``item`` (seed, kind, parameters) of this corpus key."""
     try:
         with h5py.File(path, "r") as f:
-            return f.attrs.get("corpus_key") == key and "approximant" in f and "truth" in f
-    except OSError:
+            if f.attrs.get("corpus_key") != key or "approximant" not in f or "truth" not in f:
+                return False
+            record = json.loads(f.attrs["record"])
+    except (OSError, KeyError, json.JSONDecodeError):
         return False
+    return all(record.get(k) == item[k] for k in ("seed", "kind", "params"))
 
 
-def corpus_key(geometry: CorpusGeometry, plan: list[dict[str, Any]]) -> str:
-    """Hash of what makes the samples (simulation, angles, probe, grid, approximant settings)."""
+def corpus_key(geometry: CorpusGeometry) -> str:
+    """Hash of how samples are made (simulation, angles, probe, grid, approximant settings); which
+    samples (seeds, kinds, statistics) is checked per sample file."""
     h = hashlib.sha256()
     h.update(json.dumps({"simulate": geometry.simulate.to_dict(), "approximant": geometry.approximant.to_dict(),
                          "shape": geometry.volume_shape, "voxel": geometry.voxel_size_m}, sort_keys=True).encode())
@@ -363,22 +368,30 @@ def corpus_key(geometry: CorpusGeometry, plan: list[dict[str, Any]]) -> str:
 
 
 def build_corpus(corpus_dir: str | Path, geometry: CorpusGeometry, settings: PretrainSettings,
-                 exclude_seeds: set[int] | frozenset = frozenset(), exclude: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 exclude_seeds: set[int] | frozenset = frozenset(), exclude: dict[str, Any] | None = None,
+                 replace_stale: bool = False) -> dict[str, Any]:
     """Make (or complete) the corpus in ``corpus_dir``; returns the manifest (also written there).
 
-    Samples already on disk with this corpus's key are kept (a killed run resumes); the others
-    are made by ``settings.workers`` processes. ``exclude_seeds`` are never used as corpus seeds;
+    Samples already on disk with this corpus's key and the planned seed, kind and statistics are
+    kept (a killed run resumes; a larger ``corpus_size`` adds samples); the others are (re)made
+    by ``settings.workers`` processes. ``exclude_seeds`` are never used as corpus seeds;
     ``exclude`` (e.g. the sample under test's seed or the scan's sha256) is recorded.
-    A manifest of other settings in ``corpus_dir`` is refused (one line): use another folder.
+    A manifest of other settings in ``corpus_dir`` is refused (one line: use another folder), or
+    with ``replace_stale`` (the pipeline's own folder) its samples are deleted and remade.
     """
     corpus_dir = Path(corpus_dir)
     plan = sample_plan(settings, exclude_seeds)
-    key = corpus_key(geometry, plan)
+    key = corpus_key(geometry)
     manifest_path = corpus_dir / MANIFEST
     if manifest_path.is_file():
         old = json.loads(manifest_path.read_text())
-        if old.get("key") != key:
+        if old.get("key") != key and replace_stale:
+            log.warning(f"{corpus_dir}: corpus made for other settings; deleting its {len(old.get('samples', []))} "
+                        f"samples")
+            for path in corpus_dir.glob("sample_*.h5"):
+                path.unlink()
+            manifest_path.unlink()
+        elif old.get("key") != key:
             raise UserError(f"{manifest_path}: the corpus there was made for other settings or another geometry; "
                             f"use another corpus folder (or delete this one)")
     manifest = {"format": CORPUS_FORMAT, "key": key, "geometry": geometry.scan_geometry, "source": geometry.source,
@@ -391,7 +404,7 @@ def build_corpus(corpus_dir: str | Path, geometry: CorpusGeometry, settings: Pre
     todo = []
     for item in plan:
         path = sample_path(corpus_dir, item["index"])
-        if _sample_done(path, key):
+        if _sample_done(path, key, item):
             records[item["index"]] = read_sample(path)[2]
         else:
             todo.append(item)
@@ -513,17 +526,19 @@ def _add_provenance(model_path: str | Path, manifest: dict[str, Any]) -> None:
 
 def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeometry, settings: PretrainSettings,
                  train_settings, exclude_seeds: set[int] | frozenset = frozenset(),
-                 exclude: dict[str, Any] | None = None, truth: str | Path | None = None) -> dict[str, Any]:
+                 exclude: dict[str, Any] | None = None, truth: str | Path | None = None,
+                 replace_stale: bool = False) -> dict[str, Any]:
     """Build (or complete) the corpus, pre-train on it, write ``out`` and its sidecar ``OUT.json``
     (settings, timings, per-sample seconds, training history). ``rapidtomo pretrain`` and the
     pipeline's pretrain stage call this; ``truth`` (the sample under test's volume file, if known)
-    must not be in the corpus (:func:`check_disjoint`). Returns a summary: samples, seconds per
-    sample (mean of the samples made), timings, epochs, best validation NPCC."""
+    must not be in the corpus (:func:`check_disjoint`); ``replace_stale`` as in :func:`build_corpus`.
+    Returns a summary: samples, seconds per sample (mean of the samples made), timings, epochs,
+    best validation NPCC."""
     from .io import read_volume
     from .runinfo import Timer, write_run_info
     timer = Timer()
     with timer("corpus"):
-        manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude)
+        manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude, replace_stale)
     if truth is not None:
         check_disjoint(manifest, read_volume(truth).data, str(truth))
     with timer("train"):
@@ -550,7 +565,8 @@ def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str
     """The pipeline's pretrain stage: ``out`` is ``settings.model`` (copied, after checking that it
     was made for the reduced scan's geometry) or a model pre-trained on a corpus in ``corpus_dir``
     made in that scan's geometry, whose seeds skip ``test_seed`` (the simulated sample under test's)
-    and whose samples differ from ``truth``. Returns the stage's summary."""
+    and whose samples differ from ``truth``; a corpus there made for other settings is remade.
+    Returns the stage's summary."""
     from .validity import check_geometry
     scan, source = read_reduced_scan(reduced_scan)
     if settings.model:
@@ -566,4 +582,4 @@ def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str
     if test_seed is not None:
         exclude["simulate_seed"] = test_seed
     seeds = {test_seed} if test_seed is not None else set()
-    return run_pretrain(corpus_dir, out, geometry, settings, train_settings, seeds, exclude, truth)
+    return run_pretrain(corpus_dir, out, geometry, settings, train_settings, seeds, exclude, truth, replace_stale=True)
