@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "[simulate]")
     p.add_argument("--preset", choices=["demo", "paper"], help="built-in settings file whose sections are the "
                    "defaults (the --config file's values and flags override them)")
-    p.add_argument("--exclude-seed", type=int, action="append", default=[], metavar="SEED",
+    p.add_argument("--exclude-seed", type=int, action="append", metavar="SEED",
                    help="a seed that no corpus sample may use (the sample under test's); repeatable")
     add_settings_arguments(p, _settings_class(), FIELDS)
 
@@ -48,7 +48,8 @@ def run(args) -> int:
                               base.get("pretrain"))
     approx = build_settings(ApproximantSettings, "approximant", args.config, None, base.get("approximant"))
     train = build_settings(TrainSettings, "train", args.config, None, base.get("train"))
-    exclude = {"seeds": args.exclude_seed}
+    seeds = set(args.exclude_seed or [])
+    exclude = {"seeds": sorted(seeds)}
     if args.scan:
         scan, source = read_reduced_scan(args.scan)
         geometry = geometry_from_scan(scan, approx, source, settings.sample_yx)
@@ -56,7 +57,7 @@ def run(args) -> int:
     else:
         sim = build_settings(SimulateSettings, "simulate", args.config, None, base.get("simulate"))
         geometry = geometry_from_simulate(sim, approx, settings.sample_yx)
-    r = run_pretrain(args.corpus, args.out, geometry, settings, train, set(args.exclude_seed), exclude)
+    r = run_pretrain(args.corpus, args.out, geometry, settings, train, seeds, exclude)
     print(f"wrote {args.out}: {r['samples']} samples ({r['seconds_per_sample']:.1f} s each, {r['workers']} "
           f"workers), {r['epochs']} epochs, best validation NPCC {r['best_val_npcc']:.4f}; corpus {args.corpus}")
     return 0
