@@ -121,9 +121,9 @@ def run_stages(ctx: Context, stages: list[Stage], force: bool = False, log=print
 
 def stage_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of stage, status and time (the time of the last real run when skipped)."""
-    lines = [f"{'stage':<12} {'status':<8} {'seconds':>9}", "-" * 31]
-    lines += [f"{r['stage']:<12} {r['status']:<8} {r['seconds']:>9.1f}" for r in rows]
-    lines.append(f"{'total':<12} {'':<8} {sum(r['seconds'] for r in rows):>9.1f}")
+    lines = [f"{'stage':<15} {'status':<8} {'seconds':>9}", "-" * 34]  # predict_scratch fits
+    lines += [f"{r['stage']:<15} {r['status']:<8} {r['seconds']:>9.1f}" for r in rows]
+    lines.append(f"{'total':<15} {'':<8} {sum(r['seconds'] for r in rows):>9.1f}")
     return "\n".join(lines)
 
 
