@@ -67,6 +67,9 @@ sweeps = 3
 [train]
 epochs = 2
 patch = 8
+[pretrain]
+corpus_size = 2
+epochs = 2
 """
 
 
@@ -78,16 +81,17 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     for name in ("phantom.h5", "scan_nominal.h5", "scan_reduced.h5", "golden.h5", "fbp.h5", "sart.h5",
-                 "approximant.h5", "model.pt", "prediction.h5", "metrics.json", "report/index.html", "timings.json"):
+                 "approximant.h5", "model.pt", "prediction.h5", "metrics.json", "report/index.html", "timings.json",
+                 "pretrained.pt", "model_scratch.pt", "prediction_scratch.h5", "prediction_zero_shot.h5"):
         assert (run / name).exists(), name
     metrics = json.loads((run / "metrics.json").read_text())
     for ref in ("vs_golden", "vs_truth"):
-        assert set(metrics[ref]) == {"rapid", "approximant", "fbp", "sart"}
+        assert set(metrics[ref]) == {"rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart"}
         assert set(metrics[ref]["rapid"]) >= {"pcc", "ms_ssim", "ber", "dice"}
     capsys.readouterr()
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
-    assert "] running" not in out and out.count("unchanged, skipped") == 9
+    assert "] running" not in out and out.count("unchanged, skipped") == 13  # pre-training on (auto)
     # the experiments run on the finished run and land in its report
     assert main(["sweep", "angles", str(run), "--values", "3,5"]) == 0
     assert main(["ablation", str(run), "--variants", "A,E", "--epochs", "1"]) == 0

@@ -64,3 +64,30 @@ def test_cli_bad_inputs_exit_2_without_traceback(tmp_path, capsys):
     (tmp_path / "d.yaml").write_text("simulate:\n  colour: blue\n")
     assert main(["simulate", "--config", str(tmp_path / "d.yaml"), "--out", str(tmp_path / "o")]) == 2
     assert "colour" in capsys.readouterr().err
+
+
+def test_scan_holds_a_wrong_probe_guess_and_the_true_probe_apart(tmp_path):
+    _, nom, _ = simulate(tiny(photons=0), blocks())
+    assert nom.true_probe is not None and nom.true_probe.shape == nom.probe.shape
+    power = lambda p: np.sum(np.abs(p) ** 2)  # noqa: E731
+    assert power(nom.probe) == pytest.approx(power(nom.true_probe), rel=1e-5)  # the right total power
+    overlap = abs(np.vdot(nom.probe[0], nom.true_probe[0])) / np.sqrt(power(nom.probe[0]) * power(nom.true_probe[0]))
+    assert overlap < 0.95  # but not the probe that made the data
+    # the patterns hold the true probe's photons: h·w·Σ|P|² per pattern for a nearly transparent sample
+    h = nom.intensities.shape[-1]
+    assert nom.intensities.sum((-2, -1)).mean() == pytest.approx(h * h * power(nom.true_probe), rel=0.02)
+    from rapidtomo.io import write_scan
+    write_scan(tmp_path / "s.h5", nom)
+    back = read_scan(tmp_path / "s.h5")
+    np.testing.assert_array_equal(back.true_probe, nom.true_probe)
+    rec = back.attrs["simulation"]
+    assert rec["model"] == "fine" and rec["oversampling"] == 2 and rec["slab_change"] < 1e-3
+    assert rec["slab_thickness_m"] <= 32 * 28e-9 and rec["engine"] in ("fftw", "torch")
+
+
+def test_fast_model_is_the_reconstruction_operator_and_differs_from_the_fine_one():
+    _, fine, _ = simulate(tiny(photons=0), blocks())
+    _, fast, _ = simulate(tiny(photons=0, model="fast"), blocks())
+    assert fast.attrs["simulation"]["model"] == "fast" and fast.attrs["simulation"]["n_slabs"] == 5
+    rel = np.linalg.norm(fine.intensities - fast.intensities) / np.linalg.norm(fast.intensities)
+    assert 1e-6 < rel < 0.05

@@ -23,6 +23,7 @@ COMMANDS = {
     "approximant": "approximant",
     "golden": "golden",
     "baseline": "baseline",
+    "pretrain": "pretrain",
     "train": "train",
     "predict": "predict",
     "evaluate": "evaluate",

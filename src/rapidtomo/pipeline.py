@@ -1,5 +1,5 @@
-"""The whole method in one run directory: simulate → golden → baselines → approximant → train →
-predict → evaluate → report.
+"""The whole method in one run directory: simulate → golden → baselines → approximant → [pretrain]
+→ train → predict → evaluate → report (docs/pretraining.md for the stages that pre-training adds).
 
 Each stage reads and writes files in ``RUN_DIR`` and is skipped when its outputs exist and its
 *key* (a hash of its settings and of its inputs' keys, or of a user file's size and mtime) is
@@ -121,9 +121,9 @@ def run_stages(ctx: Context, stages: list[Stage], force: bool = False, log=print
 
 def stage_table(rows: list[dict[str, Any]]) -> str:
     """A plain-text table of stage, status and time (the time of the last real run when skipped)."""
-    lines = [f"{'stage':<12} {'status':<8} {'seconds':>9}", "-" * 31]
-    lines += [f"{r['stage']:<12} {r['status']:<8} {r['seconds']:>9.1f}" for r in rows]
-    lines.append(f"{'total':<12} {'':<8} {sum(r['seconds'] for r in rows):>9.1f}")
+    lines = [f"{'stage':<15} {'status':<8} {'seconds':>9}", "-" * 34]  # predict_scratch fits
+    lines += [f"{r['stage']:<15} {r['status']:<8} {r['seconds']:>9.1f}" for r in rows]
+    lines.append(f"{'total':<15} {'':<8} {sum(r['seconds'] for r in rows):>9.1f}")
     return "\n".join(lines)
 
 
@@ -146,10 +146,11 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
     ``[golden]`` values, then ``[baseline]``'s), approximant, train, predict, and one per baseline
     method of ``[pipeline] baselines`` (the baseline settings with that method)."""
     from .infer import PredictSettings
+    from .pretrain import PretrainSettings
     from .recon import ApproximantSettings, TwoStepSettings
     from .simulate import SimulateSettings
     from .train import TrainSettings
-    known = {"pipeline", "simulate", "golden", "baseline", "approximant", "train", "predict"}
+    known = {"pipeline", "simulate", "golden", "baseline", "approximant", "pretrain", "train", "predict"}
     for name in config:
         if name not in known:
             raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(sorted(known))})")
@@ -163,6 +164,7 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
         "approximant": settings_from(ApproximantSettings, "approximant", sec("approximant"), src),
         "train": settings_from(TrainSettings, "train", {"seed": pipe.seed, **sec("train")}, src),
         "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
+        "pretrain": settings_from(PretrainSettings, "pretrain", sec("pretrain"), src),
     }
     for m in pipe.baselines:
         out[m] = settings_from(TwoStepSettings, "baseline", {**sec("golden"), **sec("baseline"), "method": m}, src)
@@ -244,16 +246,63 @@ def _approximant(ctx: Context) -> dict:
     return {"loss_history": r["loss_history"]}
 
 
-def _train(ctx: Context) -> dict:
-    result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(rundir.MODEL), ctx.settings["train"])
-    return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
-            "n_train": result.get("n_train"), "n_val": result.get("n_val")}
+def _train_to(model: str, init: str | None):
+    """The train stage writing ``model``, from the pre-trained model ``init`` (a run-dir name) or from scratch."""
+    def run(ctx: Context) -> dict:
+        settings = ctx.settings["train"]
+        if init:
+            settings = settings.model_copy(update={"init": str(ctx.path(init))})
+        result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(model), settings)
+        return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
+                "n_train": result.get("n_train"), "n_val": result.get("n_val")}
+    return run
 
 
-def _predict(ctx: Context) -> dict:
-    run_predict(ctx.path(rundir.MODEL), ctx.path(rundir.APPROXIMANT), ctx.path(rundir.PREDICTION),
-                ctx.settings["predict"])
-    return {}
+def _predict_with(model: str, out: str):
+    def run(ctx: Context) -> dict:
+        run_predict(ctx.path(model), ctx.path(rundir.APPROXIMANT), ctx.path(out), ctx.settings["predict"])
+        return {}
+    return run
+
+
+def _pretrain_because(why: str):
+    """The pretrain stage (:func:`rapidtomo.pretrain.pipeline_pretrain`); ``why`` it runs goes to the state."""
+    def run(ctx: Context) -> dict:
+        from .pretrain import pipeline_pretrain
+        _, reduced = scan_paths(ctx)
+        simulated = not ctx.pipeline.scan_reduced
+        summary = pipeline_pretrain(reduced, ctx.path(rundir.PRETRAINED), ctx.path(rundir.CORPUS),
+                                    ctx.settings["pretrain"], ctx.settings["approximant"], ctx.settings["train"],
+                                    ctx.pipeline.seed if simulated else None,
+                                    truth_path(ctx) if truth_path(ctx).exists() else None)
+        return {**summary, "why": why}
+    return run
+
+
+def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
+    """Whether this run pre-trains (``[pretrain] enabled``), and why: ``on``/``off`` as set; ``auto``
+    is on when ``[pretrain] model`` names a model file, or when the estimated time of the corpus
+    and the pre-training (:func:`rapidtomo.pretrain.estimate_pretrain_seconds`) fits ``budget_s``."""
+    from .pretrain import estimate_pretrain_seconds
+    s = ctx.settings["pretrain"]
+    if s.enabled != "auto":
+        return s.enabled == "on", f"[pretrain] enabled = {s.enabled}"
+    if s.model:
+        return True, f"auto: pre-trained model {s.model}"
+    shape = _nominal_shape(ctx)
+    if shape is None:
+        return False, "auto: the scan's object grid is unknown"
+    n_angles = _reduced_angles(ctx)
+    est = estimate_pretrain_seconds(shape, n_angles, ctx.settings["approximant"], s, ctx.settings["train"].patch_size())
+    return est <= s.budget_s, f"auto: pre-training estimated at {est:.0f} s, budget {s.budget_s:.0f} s"
+
+
+def _reduced_angles(ctx: Context) -> int:
+    import h5py
+    if ctx.pipeline.scan_reduced:
+        with h5py.File(ctx.pipeline.scan_reduced, "r") as f:
+            return int(f["/entry/data/angles_deg"].shape[0])
+    return ctx.settings["simulate"].n_reduced
 
 
 def golden_path(ctx: Context) -> Path:
@@ -267,14 +316,16 @@ def truth_path(ctx: Context) -> Path:
 
 
 # names in metrics.json of the volumes a run evaluates (the references are golden and truth)
-EVALUATED = ("rapid", "approximant", "fbp", "sart")
+EVALUATED = ("rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart")
+PRETRAINING_ONLY = ("rapid_scratch", "rapid_zero_shot")  # made only by runs that pre-train
 
 
 def _evaluate(ctx: Context) -> dict:
     from .io import open_volume
     from .metrics.evaluate import Region, metrics_table
     from .train import heldout_region
-    volumes = {n: ctx.path(rundir.VOLUMES[n]) for n in EVALUATED if ctx.path(rundir.VOLUMES[n]).exists()}
+    names = EVALUATED if pretrain_enabled(ctx)[0] else [n for n in EVALUATED if n not in PRETRAINING_ONLY]
+    volumes = {n: ctx.path(rundir.VOLUMES[n]) for n in names if ctx.path(rundir.VOLUMES[n]).exists()}
     with open_volume(volumes["approximant"]) as a:
         shape = a.shape
     region_x, _ = heldout_region(shape, ctx.settings["train"])  # the part that training never saw
@@ -316,11 +367,29 @@ def build_stages(ctx: Context) -> list[Stage]:
     stages.append(Stage("approximant", scans, [rundir.APPROXIMANT], sec("approximant"), _approximant,
                         [str(reduced)] if user_scans else []))
     golden_in = [] if p.golden else [rundir.GOLDEN]
-    stages.append(Stage("train", [rundir.APPROXIMANT] + golden_in, [rundir.MODEL], {**sec("train"), "seed": p.seed},
-                        _train, [p.golden] if p.golden else []))
+    train_key = {**sec("train"), "seed": p.seed}
+    pretrained, why = pretrain_enabled(ctx)
+    predictions = [rundir.PREDICTION]
+    if pretrained:  # rapid: pre-trained then fine-tuned; rapid_scratch: golden only; rapid_zero_shot: corpus only
+        stages.append(Stage("pretrain", scans, [rundir.PRETRAINED],
+                            {**sec("pretrain"), "approximant": sec("approximant"), "train": sec("train"),
+                             "seed": p.seed}, _pretrain_because(why),
+                            ([str(reduced)] if user_scans else []) + ([ctx.settings["pretrain"].model]
+                                                                      if ctx.settings["pretrain"].model else [])))
+        stages.append(Stage("train_scratch", [rundir.APPROXIMANT] + golden_in, [rundir.MODEL_SCRATCH], train_key,
+                            _train_to(rundir.MODEL_SCRATCH, None), [p.golden] if p.golden else []))
+        stages.append(Stage("predict_scratch", [rundir.MODEL_SCRATCH, rundir.APPROXIMANT],
+                            [rundir.PREDICTION_SCRATCH], sec("predict"),
+                            _predict_with(rundir.MODEL_SCRATCH, rundir.PREDICTION_SCRATCH)))
+        stages.append(Stage("zero_shot", [rundir.PRETRAINED, rundir.APPROXIMANT], [rundir.PREDICTION_ZERO_SHOT],
+                            sec("predict"), _predict_with(rundir.PRETRAINED, rundir.PREDICTION_ZERO_SHOT)))
+        predictions += [rundir.PREDICTION_SCRATCH, rundir.PREDICTION_ZERO_SHOT]
+    stages.append(Stage("train", [rundir.APPROXIMANT] + golden_in + [rundir.PRETRAINED] * pretrained, [rundir.MODEL],
+                        train_key, _train_to(rundir.MODEL, rundir.PRETRAINED if pretrained else None),
+                        [p.golden] if p.golden else []))
     stages.append(Stage("predict", [rundir.MODEL, rundir.APPROXIMANT], [rundir.PREDICTION], sec("predict"),
-                        _predict))
-    stages.append(Stage("evaluate", [rundir.PREDICTION, rundir.APPROXIMANT] + golden_in
+                        _predict_with(rundir.MODEL, rundir.PREDICTION)))
+    stages.append(Stage("evaluate", predictions + [rundir.APPROXIMANT] + golden_in
                         + [rundir.baseline(m) for m in p.baselines], [rundir.METRICS], {}, _evaluate))
     stages.append(Stage("report", [rundir.METRICS], [rundir.REPORT], {}, _report))
     return stages

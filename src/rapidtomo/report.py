@@ -24,7 +24,8 @@ from .io import Volume, read_volume
 from .io.atomic import atomic_path
 
 LABELS = {"truth": "truth (phantom)", "golden": "golden standard", "approximant": "approximant",
-          "rapid": "RAPID", "fbp": "FBP", "sart": "SART"}
+          "rapid": "RAPID", "rapid_scratch": "RAPID, no pre-training", "rapid_zero_shot": "RAPID zero-shot",
+          "fbp": "FBP", "sart": "SART"}
 METRICS = ("pcc", "ms_ssim", "ber", "dice")
 METRIC_LABELS = {"pcc": "PCC", "ms_ssim": "MS-SSIM", "ber": "BER", "dice": "DICE"}
 NOT_SETTINGS = {rundir.METRICS, rundir.TIMINGS, "ablation.json", rundir.STATE}

@@ -14,6 +14,11 @@ BASELINE_CACHE = "baseline.cache.h5"  # shared by the baselines: the per-angle p
 APPROXIMANT = "approximant.h5"
 MODEL = "model.pt"
 PREDICTION = "prediction.h5"
+PRETRAINED = "pretrained.pt"  # the pre-trained network (pretrain stage); model.pt is then it fine-tuned
+CORPUS = "corpus"  # the pre-training corpus (one HDF5 per sample, manifest.json)
+MODEL_SCRATCH = "model_scratch.pt"  # with pre-training: the network trained on the golden standard alone
+PREDICTION_SCRATCH = "prediction_scratch.h5"
+PREDICTION_ZERO_SHOT = "prediction_zero_shot.h5"  # the pre-trained network without fine-tuning
 METRICS = "metrics.json"
 REPORT = "report/index.html"
 SIMULATE_INFO = "simulate.json"
@@ -30,6 +35,7 @@ def baseline(method: str) -> str:
 
 # the run's volumes by the names used in metrics.json and the report, in the report's panel order
 VOLUMES = {"truth": PHANTOM, "golden": GOLDEN, "approximant": APPROXIMANT, "rapid": PREDICTION,
+           "rapid_scratch": PREDICTION_SCRATCH, "rapid_zero_shot": PREDICTION_ZERO_SHOT,
            "fbp": baseline("fbp"), "sart": baseline("sart")}
 # file stem → name, for volumes given by path (``prediction.h5`` is RAPID's, ``phantom.h5`` the truth)
 STEM_NAMES = {PREDICTION.removesuffix(".h5"): "rapid", PHANTOM.removesuffix(".h5"): "truth"}

@@ -1,8 +1,18 @@
 """Simulating a ptycho-tomographic experiment: phantom → nominal and reduced-angle scans.
 
-``simulate(settings)`` builds (or takes) a phase volume, a zone-plate probe with M modes, a snake
-scan, and computes diffraction patterns for the nominal (many-angle) and the reduced acquisition
-with the multislice operator H_θ, then Poisson noise at a mean photon count per pattern.
+``simulate(settings)`` builds (or takes) a phase volume, a partially coherent zone-plate probe (M
+coherent modes of a Gaussian Schell-model source), a snake scan, and computes diffraction
+patterns for the nominal (many-angle) and the reduced acquisition, then Poisson noise at a mean
+photon count per pattern.
+
+No inverse crime: by default (``model = "fine"``) the patterns come from the reference model of
+:mod:`rapidtomo.physics.reference` (cubic-spline object on a 2x finer grid, converged slabs, 2x
+wider far field cut to the detector), not from the reconstruction operator; ``model = "fast"``
+uses the reconstruction operator H_θ itself (L slabs, bilinear rotation) and is only for quick
+checks. The scan file's ``/entry/probe`` is an initial *guess* (the zone-plate model with a wrong
+defocus and the right total power), as a user would provide for real data; the true probe is kept
+as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). ``/entry`` attribute ``simulation``
+records how the data were made.
 """
 from __future__ import annotations
 
@@ -19,7 +29,8 @@ from .io import ScanData, Volume
 from .physics.geometry import angle_set_deg, beam_grid, detector_distance_for_pixel, wavelength_m
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
-from .physics.probe import probe_modes, zone_plate_probe
+from .physics import reference
+from .physics.probe import gaussian_schell_modes, probe_modes, spot_diameter_m, zone_plate_probe
 from .physics.scanning import scan_positions
 from .progress import progress
 
@@ -36,9 +47,21 @@ class SimulateSettings(Settings):
         None, gt=0, description="sample-detector distance (m); default: the one giving voxel_size_m")
     n_modes: int = Field(2, ge=1, description="probe modes M (partial coherence)")
     spot_fraction: float = Field(0.4, gt=0, le=1, description="probe spot diameter as a fraction of the window")
+    coherence_length_m: float | None = Field(
+        None, gt=0, description="transverse coherence length ξ of the Gaussian Schell-model illumination at "
+        "the sample (m); default: the probe's spot diameter (mode powers 0.84, 0.065, 0.065, ... at the default "
+        "geometry)")
+    probe_guess_defocus_error: float = Field(
+        0.3, gt=-1, description="the probe written as /entry/probe is the zone-plate model with its defocus "
+        "scaled by 1 + this (an initial guess for the reconstruction; the true probe is kept apart)")
+    model: Literal["fine", "fast"] = Field(
+        "fine", description="fine: the reference model (2x finer cubic-spline object, converged slabs, wider far "
+        "field; no inverse crime); fast: the reconstruction operator with n_slabs slabs (quick checks only)")
+    slab_tolerance: float = Field(1e-3, gt=0, description="fine model: slabs are halved until halving them "
+                                  "changes the sample's part of the patterns by less than this (relative)")
     scan_step_px: int = Field(6, ge=1, description="largest scan step between neighbouring windows (pixels)")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
-    n_slabs: int = Field(5, ge=1, description="slabs L of the multislice model used to simulate")
+    n_slabs: int = Field(5, ge=1, description="fast model only: slabs L of the multislice model")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
     n_reduced: int = Field(21, ge=1, description="angles of the reduced acquisition")
     theta_max_deg: float = Field(140.8, gt=0, le=180, description="angular range θmax of the reduced scan: "
@@ -62,33 +85,131 @@ class SimulateSettings(Settings):
             self.energy_kev, self.voxel_size_m, self.detector_pixel_m, self.detector_size)
 
 
+class FineModel:
+    """The reference model of one volume, built once and applied per angle (see :mod:`physics.reference`)."""
+
+    def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
+        n = settings.detector_size
+        self.grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), 1, multiple=4)
+        self.phase = reference.spline_volume(volume.data, self.grid)
+        self.attenuation = (None if volume.attenuation is None
+                            else reference.spline_volume(volume.attenuation, self.grid))
+        self.probe = reference.upsample_probe(probe)
+        self.wavelength_m = wavelength_m(settings.energy_kev)
+        self.samples_per_slab = 1
+        self.slab_change = float("nan")
+
+    def converge_slabs(self, angles_deg: np.ndarray, top_left: np.ndarray, tolerance: float) -> None:
+        """Choose the slab thickness on the angles nearest 0°, 45° and the most oblique, 16 central positions."""
+        a = np.abs(np.asarray(angles_deg))
+        picks = sorted({int(np.argmin(a)), int(np.argmin(np.abs(a - 45))), int(np.argmax(a))})
+        centre = (np.asarray(self.grid.slice_shape) - self.probe.shape[-1] // reference.OVERSAMPLING) / 2
+        central = top_left[np.argsort(((top_left - centre) ** 2).sum(1), kind="stable")[:16]]
+        self.samples_per_slab, self.slab_change = reference.converged_slab_samples(
+            self.phase, self.attenuation, np.deg2rad(np.asarray(angles_deg)[picks]), self.grid, self.probe,
+            central, self.wavelength_m, tolerance)
+
+    def intensities(self, theta_rad: float, top_left: np.ndarray) -> np.ndarray:
+        """Noiseless detector intensities ``(N, n, n)`` at one angle."""
+        return reference.angle_intensities(self.phase, self.attenuation, theta_rad, self.grid, self.probe,
+                                           top_left, self.wavelength_m, self.samples_per_slab)
+
+    def record(self) -> dict:
+        """How the data were simulated (the scan file's ``simulation`` attribute)."""
+        step = reference.beam_step_m(self.grid)
+        return {"model": "fine", "oversampling": reference.OVERSAMPLING,
+                "object": "cubic B-spline interpolant of the phantom (scipy spline_filter), zero outside",
+                "rotation": "cubic B-spline evaluation on the rotated fine grid (not the reconstruction's bilinear)",
+                "beam_step_m": step, "slab_thickness_m": step * self.samples_per_slab,
+                "slab_criterion": "halving the slabs changes I - I_air by < slab_tolerance at the angles nearest "
+                                  "0, 45 deg and the most oblique",
+                "slab_change": self.slab_change,
+                "slabs_span": "the sample's extent along the beam at each angle",
+                "far_field": f"{reference.OVERSAMPLING}x wider window, central detector_size cut",
+                "probe_plane": "the rotation axis (b = 0), propagated to the first slab",
+                "engine": forward_engine()}
+
+
+def forward_engine() -> str:
+    """The multislice engine that computes the patterns on this machine (FFTW on the CPU if installed)."""
+    from .physics import fftw_backend
+    return "fftw" if fftw_backend.available() else "torch"
+
+
 def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
-              rng: np.random.Generator, desc: str) -> ScanData:
-    """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``)."""
+              rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
+              fine: FineModel | None = None) -> ScanData:
+    """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
+
+    ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
+    :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
+    chosen); the fine model is built here otherwise.
+    """
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
-    device = pick_device(settings.device)
-    intensities = scan_intensities(
-        volume.data, np.deg2rad(angles_deg), grid, probe, top_left, wavelength_m(settings.energy_kev),
-        attenuation=volume.attenuation, device=device,
-        progress=lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle"))
+    bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
+    if settings.model == "fast":
+        intensities = scan_intensities(
+            volume.data, np.deg2rad(angles_deg), grid, probe, top_left, wavelength_m(settings.energy_kev),
+            attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
+        record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
+                  "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
+    else:
+        if fine is None:
+            fine = FineModel(volume, settings, probe)
+            fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
+        intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
+        for i in bar(range(len(angles_deg))):
+            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left)
+        record = fine.record()
     if settings.photons > 0:
         intensities = poisson_noise(intensities, rng)
-    return ScanData(intensities, grid.positions_m(top_left, (n, n)), angles_deg, probe.astype(np.complex64),
+    if guess is None:
+        guess = make_probe_guess(settings, volume.voxel_size_m[2], probe)
+    record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
+                       f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
+                       f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
+    return ScanData(intensities, grid.positions_m(top_left, (n, n)), angles_deg, guess.astype(np.complex64),
                     settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
                     volume.voxel_size_m,
-                    {"n_slabs": settings.n_slabs, "simulated": True, "settings": settings.to_dict()})
+                    {"simulated": True, "simulation": record, "settings": settings.to_dict()},
+                    true_probe=probe.astype(np.complex64))
+
+
+def coherence_length(settings: SimulateSettings, pixel_m: float) -> float:
+    """ξ of the illumination (m): the setting, or the probe's spot diameter."""
+    return settings.coherence_length_m or spot_diameter_m(settings.detector_size, pixel_m, settings.spot_fraction)
+
+
+def _photon_scale(settings: SimulateSettings, transmitted_fraction: float = 1.0) -> float:
+    # unnormalised FFT: Σ|F ψ|² = n² Σ|ψ|², so scale Σ|P|² = 1 to photons / n²
+    n = settings.detector_size
+    return np.sqrt((settings.photons or 1e6) / (n * n * transmitted_fraction))
 
 
 def make_probe(settings: SimulateSettings, pixel_m: float, transmitted_fraction: float = 1.0) -> np.ndarray:
-    """Probe modes ``(M, n, n)`` scaled so a pattern holds ``photons`` (1e6 if noiseless) on average."""
+    """The true probe: ``(M, n, n)`` Gaussian Schell-model modes of the zone-plate probe, at the plane b = 0.
+
+    Scaled so a pattern holds ``photons`` (1e6 if noiseless) on average.
+    """
     n = settings.detector_size
-    p = probe_modes(zone_plate_probe(n, pixel_m, settings.energy_kev, spot_fraction=settings.spot_fraction),
-                    settings.n_modes)
-    photons = settings.photons or 1e6
-    # unnormalised FFT: Σ|F ψ|² = n² Σ|ψ|², so scale Σ|P|² to photons / n²
-    return p * np.sqrt(photons / (n * n * transmitted_fraction))
+    coherent = zone_plate_probe(n, pixel_m, settings.energy_kev, spot_fraction=settings.spot_fraction)
+    modes = gaussian_schell_modes(coherent, settings.n_modes, coherence_length(settings, pixel_m), pixel_m)
+    return modes * _photon_scale(settings, transmitted_fraction)
+
+
+def make_probe_guess(settings: SimulateSettings, pixel_m: float, true_probe: np.ndarray) -> np.ndarray:
+    """The initial guess written as ``/entry/probe``: ``(M, n, n)``, the same total power as ``true_probe``.
+
+    The zone-plate model with its defocus scaled by ``1 + probe_guess_defocus_error`` and M
+    polynomial modes (:func:`probe_modes`, as a reconstruction initialises them) whose powers
+    fall by 10x per mode (a user who does not know the coherence starts near a coherent probe).
+    """
+    n = settings.detector_size
+    wrong = zone_plate_probe(n, pixel_m, settings.energy_kev, spot_fraction=settings.spot_fraction,
+                             defocus_error=settings.probe_guess_defocus_error)
+    return probe_modes(wrong, settings.n_modes, decay=0.1) * np.sqrt(np.sum(np.abs(true_probe) ** 2))
 
 
 def default_phantom(settings: SimulateSettings) -> Volume:
@@ -110,12 +231,18 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
         settings = settings.model_copy(update={"voxel_size_m": dx})
     torch.manual_seed(settings.seed)
     probe = make_probe(settings, dx)
+    guess = make_probe_guess(settings, dx, probe)
     rng = np.random.default_rng(settings.seed + 1)
-    nominal_range = settings.theta_max_nominal_deg or settings.theta_max_deg
-    nominal = make_scan(phantom, angle_set_deg(settings.n_nominal, nominal_range), settings, probe, rng,
-                        "nominal scan")
-    reduced = make_scan(phantom, angle_set_deg(settings.n_reduced, settings.theta_max_deg), settings, probe, rng,
-                        "reduced scan")
+    nominal_angles = angle_set_deg(settings.n_nominal, settings.theta_max_nominal_deg or settings.theta_max_deg)
+    reduced_angles = angle_set_deg(settings.n_reduced, settings.theta_max_deg)
+    fine = None
+    if settings.model == "fine":
+        n = settings.detector_size
+        fine = FineModel(phantom, settings, probe)
+        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+        fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
+    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine)
+    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine)
     for s, kind in ((nominal, "nominal"), (reduced, "reduced")):
         s.attrs["acquisition"] = kind
         s.attrs["phantom"] = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})

@@ -7,6 +7,7 @@ field) for bad input, writes every file atomically, and returns a summary dict f
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from . import rundir
 from .errors import UserError
 from .io import read_scan, read_volume, write_scan, write_volume
 from .runinfo import Timer, provenance, write_run_info
+from .validity import check_geometry, geometry_from_attrs, scan_geometry
 
 log = logging.getLogger("rapidtomo.stages")
 
@@ -111,6 +113,7 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[st
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+    vol.attrs["geometry"] = json.dumps(scan_geometry(scan, settings))
     with timer("write"):
         write_volume(out, vol)
     hist = vol.attrs["loss_history"]
@@ -170,12 +173,24 @@ def run_predict(model_path: str | Path, approximant_path: str | Path, out: str |
         approximant is constant; an existing ``out`` is left as it was.
     """
     from .infer import predict_file
+    check_model_fits(model_path, approximant_path)
     timer = Timer()
     with timer("predict"):
         summary = predict_file(model_path, approximant_path, out, settings)
     write_run_info(info_path(out), "predict", settings.to_dict(), timer.seconds,
                    {**summary, "sources": [str(model_path), str(approximant_path)]})
     return {**summary, "timings": timer.seconds}
+
+
+def check_model_fits(model_path: str | Path, approximant_path: str | Path) -> None:
+    """Refuse (one-line :class:`UserError` naming what differs) a model made for another geometry
+    than the approximant file's (:mod:`rapidtomo.validity`); warn when either has no record."""
+    from .io import open_volume
+    from .nn import load_model
+    model = load_model(model_path)
+    with open_volume(approximant_path) as v:
+        data = geometry_from_attrs(v.attrs)
+    check_geometry(str(model_path), model.training.get("geometry"), str(approximant_path), data)
 
 
 def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str | Path,
@@ -205,8 +220,6 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
         A file is missing or malformed, a volume's extent differs from a reference's, or the
         region is empty on a reference's grid.
     """
-    import json
-
     from .io.atomic import atomic_path
     from .metrics.evaluate import evaluate
     timer = Timer()

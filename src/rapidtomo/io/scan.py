@@ -10,7 +10,9 @@ HDF5 layout (CXI-like, docs/formats.md)::
     /entry/instrument/energy_kev, detector_distance_m, detector_pixel_m   (scalars)
     /entry/sample/volume_shape   (3,) int: (Z, Y, X) of the nominal object grid
     /entry/sample/voxel_size_m   (3,) (dz, dy, dx); dy = dx = the object pixel size
-    /entry attributes: n_slabs (slabs used to simulate, if simulated), provenance
+    /entry/simulation/true_probe (M, h, w) complex64, simulated data only: the probe that made the
+                                 patterns (/entry/probe is then the reconstruction's initial guess)
+    /entry attributes: simulation (how the data were simulated, JSON), provenance
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ class ScanData:
     volume_shape: tuple[int, int, int]
     voxel_size_m: tuple[float, float, float]
     attrs: dict[str, Any] = field(default_factory=dict)
+    true_probe: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.intensities = np.asarray(self.intensities)
@@ -77,7 +80,7 @@ class ScanData:
         idx = np.asarray(angle_indices)
         return ScanData(self.intensities[idx], self.positions_m[idx], self.angles_deg[idx], self.probe,
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
-                        self.volume_shape, self.voxel_size_m, dict(self.attrs))
+                        self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe)
 
 
 def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
@@ -131,6 +134,8 @@ def write_scan(path: str | Path, scan: ScanData) -> Path:
             d.create_dataset("positions_m", data=scan.positions_m)
             d.create_dataset("angles_deg", data=scan.angles_deg)
             e.create_dataset("probe", data=scan.probe.astype(np.complex64))
+            if scan.true_probe is not None:
+                e.create_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
             ins = e.create_group("instrument")
             ins["energy_kev"] = float(scan.energy_kev)
             ins["detector_distance_m"] = float(scan.detector_distance_m)
@@ -187,6 +192,7 @@ def read_scan(path: str | Path) -> ScanData:
             scan.volume_shape = tuple(int(v) for v in np.ravel(f["/entry/sample/volume_shape"][()]))
             scan.voxel_size_m = tuple(float(v) for v in np.ravel(f["/entry/sample/voxel_size_m"][()]))
             scan.attrs = attrs
+            scan.true_probe = f["/entry/simulation/true_probe"][()] if "/entry/simulation/true_probe" in f else None
     except UserError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:

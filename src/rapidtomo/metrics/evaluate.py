@@ -155,9 +155,9 @@ def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Plain-text table: one block per reference (``vs_golden`` …), one row per volume."""
     lines = []
     for ref_name, rows in results.items():
-        lines.append(f"{ref_name:<14}{'PCC':>8}{'MS-SSIM':>9}{'BER':>8}{'DICE':>8}")
+        lines.append(f"{ref_name:<18}{'PCC':>8}{'MS-SSIM':>9}{'BER':>8}{'DICE':>8}")
         for name, m in rows.items():
             cells = "".join(f"{m[k]:>{w}.3f}" if isinstance(m.get(k), (int, float)) else f"{'-':>{w}}"
                             for k, w in zip(METRICS, (8, 9, 8, 8)))
-            lines.append(f"  {name:<12}{cells}")
+            lines.append(f"  {name:<16}{cells}")  # rapid_zero_shot fits
     return "\n".join(lines)

@@ -1,8 +1,12 @@
 """The conventional two-step reconstruction: per-angle ptychography → phase projections → FBP/SART.
 
 With the nominal scan it makes the golden standard; with the reduced scan the FBP and SART
-baselines. Per-angle projections are cached in an HDF5 side file keyed by the settings, so a
-crashed run resumes at the first missing angle.
+baselines. The scan's probe is only an initial guess: :func:`retrieve_probe` first refines the
+probe jointly with the objects of a few angles spread over the range (one shared probe: it is the
+same at every angle of an experiment), then every angle is solved with that probe fixed, so all
+projections share one probe (and one position reference). Per-angle projections and the retrieved
+probe are cached in an HDF5 side file keyed by the settings, so a crashed run resumes at the first
+missing angle; :func:`write_probe` saves the retrieved probe for later stages (the approximant).
 """
 from __future__ import annotations
 
@@ -23,10 +27,11 @@ from pydantic import Field
 from ..config import Settings
 from ..device import pick_device
 from ..io import ScanData, Volume
+from ..io.atomic import atomic_path
 from ..physics.geometry import beam_grid
 from ..progress import progress
 from .projections import align_projections, empty_mask, remove_offset_and_ramp, unwrap_if_wrapped
-from .ptychography import illumination, reconstruct_angle
+from .ptychography import illumination, reconstruct_angle, reconstruct_angles
 from .tomography import reconstruct
 
 
@@ -41,6 +46,17 @@ class TwoStepSettings(Settings):
     batch_size: int = Field(32, ge=1, description="positions per ptychography update")
     lr_rad: float = Field(0.05, gt=0, description="ptychography Adam learning rate (rad)")
     refine_attenuation: bool = Field(True, description="also solve for attenuation (else pure phase)")
+    refine_probe: bool = Field(True, description="retrieve the probe (all modes) from the data, starting from the "
+                               "scan's probe as a guess; false: take the scan's probe as exact")
+    probe_angles: int = Field(3, ge=1, description="angles (nearest to evenly spread targets within ±45°) whose "
+                              "objects are solved jointly with the shared probe before all angles are solved "
+                              "with that probe fixed")
+    probe_epochs: int = Field(20, ge=1, description="epochs of the joint probe-and-object solution")
+    probe_lr: float = Field(0.01, gt=0, description="probe Adam step as a fraction of the initial probe's peak "
+                            "amplitude")
+    probe_defocus_lr: float = Field(0.5, gt=0, description="Adam step of the probe's defocus correction as a "
+                                    "fraction of the depth of field 2·dx²/λ")
+    probe_start_epoch: int = Field(2, ge=0, description="epochs of object-only updates before the probe moves")
     ramp: bool = Field(True, description="remove a linear phase ramp (else only the offset) fitted on empty pixels")
     align: bool = Field(False, description="reprojection cross-correlation alignment of the projections")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
@@ -55,11 +71,11 @@ def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, wavelength_m: float,
-                      settings: TwoStepSettings, seed: int, device, Y: int) -> np.ndarray:
+def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, theta_rad: float,
+                      wavelength_m: float, settings: TwoStepSettings, seed: int, device, Y: int) -> np.ndarray:
     """One angle: ptychography, unwrapping, y crop, offset/ramp removal → ``(Y, width)`` radians."""
-    phase = reconstruct_angle(intensities, probe, top_left, grid, wavelength_m, n_slices=settings.n_slices,
-                              epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
+    phase = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m, epochs=settings.epochs,
+                              batch_size=settings.batch_size, lr_rad=settings.lr_rad,
                               refine_attenuation=settings.refine_attenuation, seed=seed, device=device)
     pad = (grid.height - Y) // 2
     phase = unwrap_if_wrapped(phase)[pad:pad + Y]
@@ -78,37 +94,110 @@ def n_workers(settings: TwoStepSettings, device: torch.device) -> int:
     return settings.workers or torch.get_num_threads()
 
 
-def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None
-                      ) -> np.ndarray:
+def _grid(scan: ScanData, settings: TwoStepSettings):
+    h, w = scan.intensities.shape[-2:]
+    return beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), settings.n_slices).covering(scan.positions_m, (h, w))
+
+
+def _open_cache(cache_path: str | Path | None, key: str) -> h5py.File | None:
+    """The cache file, emptied unless it was written under ``key`` (None without a path)."""
+    if cache_path is None:
+        return None
+    try:
+        cache = h5py.File(cache_path, "a")
+    except OSError:  # a corrupt cache (a run killed mid-write): start afresh
+        Path(cache_path).unlink(missing_ok=True)
+        cache = h5py.File(cache_path, "w")
+    if cache.attrs.get("key") != key:
+        for name in list(cache):
+            del cache[name]
+        cache.attrs["key"] = key
+    return cache
+
+
+def probe_angle_indices(angles_deg: np.ndarray, k: int) -> list[int]:
+    """Indices of up to ``k`` distinct angles nearest to ``k`` targets evenly spread over [−45°, 45°]."""
+    targets = np.linspace(-45, 45, k) if k > 1 else np.zeros(1)
+    picks: list[int] = []
+    for t in targets:
+        free = [i for i in np.argsort(np.abs(np.asarray(angles_deg) - t), kind="stable") if i not in picks]
+        if free:
+            picks.append(int(free[0]))
+    return sorted(picks)
+
+
+def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None) -> np.ndarray:
+    """The probe ``(M, h, w)`` refined from ``scan.probe`` (a guess) with the objects of a few angles.
+
+    Joint blind ptychography (:func:`recon.ptychography.reconstruct_angles`) on the
+    ``probe_angles`` angles of :func:`probe_angle_indices`, ``probe_epochs`` epochs, one shared
+    probe. Cached as ``probe_retrieved`` in the cache file.
+    """
+    cache = _open_cache(cache_path, _settings_hash(scan, settings))
+    try:
+        if cache is not None and "probe_retrieved" in cache:
+            return cache["probe_retrieved"][()]
+        h, w = scan.intensities.shape[-2:]
+        grid = _grid(scan, settings)
+        idx = probe_angle_indices(scan.angles_deg, settings.probe_angles)
+        _, probe = reconstruct_angles(
+            scan.intensities[idx], scan.probe, grid.top_left(scan.positions_m[idx], (h, w)), grid,
+            np.deg2rad(scan.angles_deg[idx]), scan.wavelength_m, epochs=settings.probe_epochs,
+            batch_size=settings.batch_size, lr_rad=settings.lr_rad, refine_attenuation=settings.refine_attenuation,
+            refine_probe=True, probe_lr=settings.probe_lr, defocus_lr=settings.probe_defocus_lr,
+            probe_start_epoch=settings.probe_start_epoch,
+            device=pick_device(settings.device))
+        probe = probe.astype(np.complex64)
+        if cache is not None:
+            cache["probe_retrieved"] = probe
+            cache.attrs["probe_angles_deg"] = scan.angles_deg[idx]
+        return probe
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def write_probe(path: str | Path, probe: np.ndarray, scan: ScanData, attrs: dict | None = None) -> Path:
+    """Write a retrieved probe as HDF5 ``/probe`` ``(M, h, w)`` complex64 with ``pixel_size_m``, ``energy_kev``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            d = f.create_dataset("probe", data=np.asarray(probe, np.complex64))
+            d.attrs["pixel_size_m"] = scan.voxel_size_m[2]
+            d.attrs["energy_kev"] = scan.energy_kev
+            for k, v in (attrs or {}).items():
+                d.attrs[k] = json.dumps(v, default=str) if isinstance(v, (dict, list)) else v
+    return path
+
+
+def read_probe(path: str | Path) -> np.ndarray:
+    """The probe ``(M, h, w)`` written by :func:`write_probe`."""
+    with h5py.File(path, "r") as f:
+        return f["probe"][()]
+
+
+def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
+                      probe: np.ndarray | None = None) -> np.ndarray:
     """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, Y, width)`` radians.
 
-    On the CPU, angles are solved by ``n_workers`` processes of one torch thread each (small
-    FFTs scale better over angles than over threads, and they do not stall on a busy machine).
+    ``probe`` (default ``scan.probe``) is used as exact at every angle. On the CPU, angles are
+    solved by ``n_workers`` processes of one torch thread each (small FFTs scale better over
+    angles than over threads, and they do not stall on a busy machine).
     """
     h, w = scan.intensities.shape[-2:]
-    grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), settings.n_slices).covering(scan.positions_m, (h, w))
+    probe = scan.probe if probe is None else probe
+    grid = _grid(scan, settings)
     Y = scan.volume_shape[1]
     device = pick_device(settings.device)
-    key = _settings_hash(scan, settings)
     out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
-    cache = None
-    if cache_path is not None:
-        try:
-            cache = h5py.File(cache_path, "a")
-        except OSError:  # a corrupt cache (a run killed mid-write): start afresh
-            Path(cache_path).unlink(missing_ok=True)
-            cache = h5py.File(cache_path, "w")
-        if cache.attrs.get("key") != key:
-            for name in list(cache):
-                del cache[name]
-            cache.attrs["key"] = key
+    cache = _open_cache(cache_path, _settings_hash(scan, settings))
     todo = [i for i in range(scan.n_angles) if cache is None or f"angle_{i:05d}" not in cache]
     for i in set(range(scan.n_angles)) - set(todo):
         out[i] = cache[f"angle_{i:05d}"][()]
 
     def args(i):
-        return (scan.intensities[i], scan.probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
-                scan.wavelength_m, settings, i, device, Y)
+        return (scan.intensities[i], probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
+                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device, Y)
 
     nw = min(n_workers(settings, device), len(todo))
     pool = None
@@ -151,16 +240,22 @@ def tomography(projections: np.ndarray, scan: ScanData, settings: TwoStepSetting
                        sweeps=settings.sweeps)
 
 
-def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path: str | Path | None = None) -> Volume:
+def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path: str | Path | None = None,
+             probe_path: str | Path | None = None) -> Volume:
     """Golden standard (nominal scan, SART) or baseline (reduced scan, FBP/SART) as a Volume.
 
     The volume is phase per voxel on the scan's nominal grid ``volume_shape``/``voxel_size_m``,
-    oriented like the simulated object. attrs hold the method and the seconds of each step.
+    oriented like the simulated object. attrs hold the method, the seconds of each step and, with
+    ``refine_probe``, the angles the probe was retrieved on; ``probe_path`` receives the probe
+    used (:func:`write_probe`), which later stages (the approximant) should take instead of the
+    scan's guess.
     """
     settings = settings or TwoStepSettings()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    P = phase_projections(scan, settings, cache_path)
+    probe = retrieve_probe(scan, settings, cache_path) if settings.refine_probe else scan.probe
+    tp = time.perf_counter()
+    P = phase_projections(scan, settings, cache_path, probe)
     t1 = time.perf_counter()
     shifts = None
     if settings.align:
@@ -170,8 +265,13 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     vol = tomography(P, scan, settings)
     t2 = time.perf_counter()
     attrs = {"quantity": "phase_rad_per_voxel", "stage": "two_step", "method": settings.method,
-             "n_angles": int(scan.n_angles), "seconds_ptychography": t1 - t0, "seconds_tomography": t2 - t1,
-             "settings": settings.to_dict()}
+             "n_angles": int(scan.n_angles), "seconds_ptychography": t1 - t0, "seconds_probe": tp - t0,
+             "seconds_tomography": t2 - t1, "settings": settings.to_dict()}
+    if settings.refine_probe:
+        attrs["probe_angles_deg"] = scan.angles_deg[probe_angle_indices(scan.angles_deg, settings.probe_angles)].tolist()
+    if probe_path is not None:
+        write_probe(probe_path, probe, scan, {"refined": settings.refine_probe,
+                                              "probe_angles_deg": attrs.get("probe_angles_deg", [])})
     if shifts is not None:
         attrs["alignment_shifts_px"] = shifts.tolist()
     return Volume(vol, scan.voxel_size_m, attrs)

@@ -33,6 +33,7 @@ from ..nn.blocks import Norm
 from ..nn.unet import Preset, Variant
 from ..progress import progress
 from ..runinfo import Timer
+from ..validity import check_geometry, geometry_from_attrs
 from .data import PatchPairs, prepare_pairs
 from .loss import npcc, poly_lr
 
@@ -83,6 +84,8 @@ class TrainSettings(Settings):
     device: str = Field("auto", description="torch device: auto, cpu, cuda (with torchrun: cuda:LOCAL_RANK)")
     amp: bool = Field(True, description="mixed precision (bfloat16, else float16 with loss scaling) on CUDA")
     channels_last: bool = Field(True, description="channels-last-3d memory format on CUDA")
+    init: str | None = Field(None, description="start from this pre-trained model file (rapidtomo pretrain) "
+                             "instead of random weights; its network and geometry must fit")
 
     def network_settings(self, nz: int | None = None) -> NetworkSettings:
         """The preset's settings for ``variant``, with in-plane rates for :meth:`patch_size` and z
@@ -262,6 +265,23 @@ def _build(settings: TrainSettings, nz: int, distributed: bool, rank: int, world
     return _Run(distributed, rank, world, device, net, model, opt, scaler, amp_dtype, use_amp, channels_last)
 
 
+def load_init(net: torch.nn.Module, init: str | Path, geometry: dict | None, data_name: str) -> str:
+    """Load a pre-trained model's weights into ``net``; a network of other settings, or a model
+    made for another geometry than ``geometry`` (the approximant's), is a one-line UserError."""
+    from ..nn import load_model
+    m = load_model(init)
+    check_geometry(str(init), m.training.get("geometry"), data_name, geometry)
+    mine = net.settings.to_dict()
+    diff = [f"{k} {v} vs {mine.get(k)}" for k, v in m.settings.to_dict().items() if mine.get(k) != v]
+    if diff:
+        raise UserError(f"{init}: pre-trained network differs from [train]'s: {'; '.join(diff)} (model vs "
+                        f"settings); train with the model's preset and overrides")
+    net.load_state_dict(m.network.state_dict())
+    note = f"initialised from the pre-trained model {init}"
+    log.warning(note)
+    return note
+
+
 def _resume(run: _Run, ckpt: Path, settings: TrainSettings, norm: dict, notes: list[str]) -> _State:
     """The state of the checkpoint ``ckpt`` loaded into ``run`` (or a fresh state if it is missing)."""
     if not ckpt.is_file():
@@ -347,7 +367,8 @@ def _calibrate(run: _Run, data: PatchPairs, settings: TrainSettings) -> dict[str
 
 def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path: str | Path,
           resume: bool = False, callback: Callable[[dict], None] | None = None,
-          names: tuple[str, str] = ("approximant", "target")) -> dict[str, Any]:
+          names: tuple[str, str] = ("approximant", "target"), pairs: tuple[PatchPairs, list[str]] | None = None
+          ) -> dict[str, Any]:
     """Train the network on an approximant → golden-standard pair and write the model file.
 
     Steps: split and normalise the pair (:func:`~rapidtomo.train.data.prepare_pairs`), build the
@@ -377,6 +398,9 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
         Called with each epoch's record after its checkpoint is written.
     names : (str, str)
         Names of the two volumes in messages (e.g. their files).
+    pairs : (PatchPairs, notes), optional
+        Patches prepared elsewhere (a pre-training corpus, :mod:`rapidtomo.pretrain`) instead
+        of those of ``approximant`` → ``target``, which then only give the geometry record.
 
     Returns
     -------
@@ -398,9 +422,12 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
     distributed, rank, world, device, inited = _dist_setup(settings)
     try:
         with timer("prepare"):
-            data, notes = prepare_pairs(approximant, target, settings.patch_size(), settings.overlap,
-                                        settings.train_fraction, settings.val_fraction, names)
+            data, notes = pairs or prepare_pairs(approximant, target, settings.patch_size(), settings.overlap,
+                                                 settings.train_fraction, settings.val_fraction, names)
             run = _build(settings, int(data.approx.shape[0]), distributed, rank, world, device)
+            geometry = geometry_from_attrs(approximant.attrs)
+            if settings.init and not (resume and checkpoint_path(out_path).is_file()):
+                notes.append(load_init(run.net, settings.init, geometry, names[0]))
             steps_per_epoch = math.ceil(math.ceil(len(data.corners) / world) / settings.batch_size)
             total_steps = settings.decay_steps or settings.epochs * steps_per_epoch
             ckpt = checkpoint_path(out_path)
@@ -444,7 +471,8 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
             with timer("save"):
                 summary = {"settings": settings.to_dict(), "sources": list(names), "n_train": len(data.corners),
                            "n_val": len(data.val_corners), "x_val": data.x_val, "x_split": data.x_split,
-                           "target_z": int(target.shape[0]), "epochs": len(state.history),
+                           "target_z": int(data.target.shape[0]), "epochs": len(state.history),
+                           "geometry": geometry, "init": settings.init,
                            "best_epoch": state.best_epoch or None,
                            "final": state.history[-1] if state.history else None, "world_size": world}
                 save_model(out_path, run.net, norm, data.patch, summary)

@@ -1,0 +1,63 @@
+"""``rapidtomo pretrain``: a network pre-trained on simulated chips in a scan's geometry."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import build_settings, preset
+from .flags import add_settings_arguments, settings_overrides
+
+HELP = ("pre-train the network on simulated samples (synthetic ICs, sky130 blocks) in the geometry of a "
+        "reduced scan or of a [simulate] section; writes a model file for train --init or predict")
+
+
+# the pipeline-only fields (whether to pre-train, a ready model) are no flags of this command
+FIELDS = ("corpus_size", "seed", "layout_fraction", "sample_yx", "workers", "epochs", "val_samples")
+
+
+def _settings_class():
+    from ..pretrain import PretrainSettings
+    return PretrainSettings
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scan", type=Path, help="your reduced-angle scan file: the corpus gets its geometry (energy, "
+                   "detector, probe, angles, photons, object grid); default: the [simulate] section")
+    p.add_argument("--corpus", type=Path, required=True, help="corpus folder (one HDF5 per sample and "
+                   "manifest.json); samples already there are kept, so a killed run resumes")
+    p.add_argument("-o", "--out", type=Path, required=True, help="model file (.pt); OUT.json gets settings, "
+                   "timings and the corpus record")
+    p.add_argument("--config", type=Path, help="TOML/YAML settings file: sections [pretrain], [approximant] (the "
+                   "settings the real scan's approximant gets), [train] (network, patch) and, without --scan, "
+                   "[simulate]")
+    p.add_argument("--preset", choices=["demo", "paper"], help="built-in settings file whose sections are the "
+                   "defaults (the --config file's values and flags override them)")
+    p.add_argument("--exclude-seed", type=int, action="append", metavar="SEED",
+                   help="a seed that no corpus sample may use (the sample under test's); repeatable")
+    add_settings_arguments(p, _settings_class(), FIELDS)
+
+
+def run(args) -> int:
+    from ..pretrain import geometry_from_scan, geometry_from_simulate, read_reduced_scan, run_pretrain
+    from ..recon import ApproximantSettings
+    from ..simulate import SimulateSettings
+    from ..train import TrainSettings
+    base = preset(args.preset) if args.preset else {}
+    cls = _settings_class()
+    settings = build_settings(cls, "pretrain", args.config, settings_overrides(args, FIELDS),
+                              base.get("pretrain"))
+    approx = build_settings(ApproximantSettings, "approximant", args.config, None, base.get("approximant"))
+    train = build_settings(TrainSettings, "train", args.config, None, base.get("train"))
+    seeds = set(args.exclude_seed or [])
+    exclude = {"seeds": sorted(seeds)}
+    if args.scan:
+        scan, source = read_reduced_scan(args.scan)
+        geometry = geometry_from_scan(scan, approx, source, settings.sample_yx)
+        exclude["scan_sha256"] = source["scan_sha256"]
+    else:
+        sim = build_settings(SimulateSettings, "simulate", args.config, None, base.get("simulate"))
+        geometry = geometry_from_simulate(sim, approx, settings.sample_yx)
+    r = run_pretrain(args.corpus, args.out, geometry, settings, train, seeds, exclude)
+    print(f"wrote {args.out}: {r['samples']} samples ({r['seconds_per_sample']:.1f} s each, {r['workers']} "
+          f"workers), {r['epochs']} epochs, best validation NPCC {r['best_val_npcc']:.4f}; corpus {args.corpus}")
+    return 0

@@ -1,0 +1,279 @@
+"""Pre-training (issue #14): the corpus (geometry, seeds, cache, resume, manifest), the model's
+geometry record, train --init and zero-shot predict refusing another geometry, and the corpus
+never holding the sample under test."""
+import json
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from rapidtomo.cli import main
+from rapidtomo.errors import UserError
+from rapidtomo.io import Volume, read_scan, write_volume
+from rapidtomo.pretrain import (MANIFEST, PretrainSettings, array_sha256, build_corpus, check_disjoint,
+                                corpus_pairs, corpus_seeds, geometry_from_scan, geometry_from_simulate, read_sample,
+                                run_pretrain, sample_path, sample_plan)
+from rapidtomo.recon import ApproximantSettings
+from rapidtomo.simulate import SimulateSettings
+from rapidtomo.train import TrainSettings
+from rapidtomo.validity import differences, geometry_from_attrs
+
+SIM = dict(shape=(8, 16, 32), detector_size=16, n_reduced=2, n_nominal=2, photons=1e5, device="cpu")
+APPROX = ApproximantSettings(iterations=1, n_slabs=2, device="cpu")
+NET = dict(widths=[2, 4], rates=[1, 2], z_rates=[2, 3], patch=8, batch_size=2, device="cpu")
+TRAIN = TrainSettings(epochs=1, **NET)
+SETTINGS = PretrainSettings(corpus_size=2, workers=2, epochs=1, layout_fraction=0.5, seed=0)
+TEST_SEED = 0  # the pipeline's [simulate] seed: the sample under test
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A 2-sample corpus (one synthetic IC, one sky130 block if gdstk is here) and its model."""
+    d = tmp_path_factory.mktemp("corpus")
+    geometry = geometry_from_simulate(SimulateSettings(**SIM), APPROX)
+    summary = run_pretrain(d, d / "pre.pt", geometry, SETTINGS, TRAIN, {TEST_SEED}, {"simulate_seed": TEST_SEED})
+    return d, geometry, summary
+
+
+def test_corpus_seeds_skip_the_sample_under_test():
+    assert corpus_seeds(PretrainSettings(corpus_size=3, seed=0), {0, 2}) == [1, 3, 4]
+    plan = sample_plan(PretrainSettings(corpus_size=4, seed=5), {5})
+    assert [p["seed"] for p in plan] == [6, 7, 8, 9]
+    # the statistics vary with the seed and are repeatable
+    assert plan[0]["params"] != plan[1]["params"]
+    assert sample_plan(PretrainSettings(corpus_size=4, seed=5), {5}) == plan
+
+
+def test_corpus_files_manifest_and_geometry(corpus):
+    d, geometry, summary = corpus
+    m = json.loads((d / MANIFEST).read_text())
+    seeds = [s["seed"] for s in m["samples"]]
+    assert TEST_SEED not in seeds and m["excluded_seeds"] == [TEST_SEED] and m["exclude"] == {"simulate_seed": 0}
+    assert len(set(seeds)) == 2 and summary["samples"] == 2
+    for s in m["samples"]:
+        a, t, rec = read_sample(sample_path(d, s["index"]))
+        assert t.shape == (8, 16, 32) and a.shape == (8, 8, 16)
+        assert rec["truth_sha256"] == array_sha256(t.data) and set(rec["seconds"]) == {"phantom", "simulate",
+                                                                                       "approximant"}
+        # every sample's approximant is in the geometry the corpus is valid for
+        assert differences(m["geometry"], geometry_from_attrs(a.attrs)) == []
+    g = m["geometry"]
+    assert (g["n_angles"], g["detector_size"], g["n_slabs"], g["volume_shape"]) == (2, 16, 2, [8, 16, 32])
+    assert g["approximant_hash"] and m["source"]["simulate"]["shape"] == [8, 16, 32]
+
+
+def test_corpus_resumes_after_a_kill(corpus, tmp_path):
+    d, geometry, _ = corpus
+    work = tmp_path / "c"
+    work.mkdir()
+    for name in ("sample_0000.h5", MANIFEST):
+        (work / name).write_bytes((d / name).read_bytes())
+    (work / ".sample_0001.h5.123.tmp").write_bytes(b"half a file")  # what a kill leaves
+    kept = os.stat(work / "sample_0000.h5").st_mtime_ns
+    m = build_corpus(work, geometry, SETTINGS.model_copy(update={"workers": 1}), {TEST_SEED})
+    assert os.stat(work / "sample_0000.h5").st_mtime_ns == kept  # not remade
+    assert (work / "sample_0001.h5").is_file() and len(m["samples"]) == 2
+    # the remade sample is the same sample (seeded)
+    a1, t1, _ = read_sample(work / "sample_0001.h5")
+    a0, t0, _ = read_sample(d / "sample_0001.h5")
+    assert np.array_equal(t1.data, t0.data)
+
+
+def test_corpus_of_another_geometry_is_refused(corpus):
+    d, geometry, _ = corpus
+    other = geometry_from_simulate(SimulateSettings(**{**SIM, "n_reduced": 3}), APPROX)
+    with pytest.raises(UserError, match="other settings or another geometry"):
+        build_corpus(d, other, SETTINGS, {TEST_SEED})
+
+
+def test_corpus_never_holds_the_sample_under_test(corpus):
+    from rapidtomo.simulate import default_phantom
+    d, _, _ = corpus
+    m = json.loads((d / MANIFEST).read_text())
+    test_sample = default_phantom(SimulateSettings(**SIM, seed=TEST_SEED)).data
+    check_disjoint(m, test_sample, "phantom.h5")  # passes
+    _, truth, _ = read_sample(sample_path(d, 0))
+    with pytest.raises(UserError, match="holds this very sample"):
+        check_disjoint(m, truth.data, "phantom.h5")
+
+
+def test_corpus_pairs_keep_samples_apart():
+    rng = np.random.default_rng(0)
+    samples = [(Volume(rng.random((4, 8, 16)), (1, 1, 1)), Volume(rng.random((4, 16, 32)), (1, 1, 1)))
+               for _ in range(3)]
+    data, _ = corpus_pairs(samples, patch=8, overlap=0.5, val_samples=1)
+    assert data.approx.shape == (4, 24, 16) and data.target.shape == (4, 48, 32)
+    assert set(data.corners[:, 0] // 8) == {0, 1} and set(data.val_corners[:, 0] // 8) == {2}
+    assert np.all(data.corners[:, 0] % 8 + 8 <= 8)  # no patch crosses a sample
+    for k in range(3):  # each approximant normalised by itself
+        block = data.approx[:, 8 * k:8 * (k + 1)]
+        assert abs(float(block.mean())) < 1e-5 and abs(float(block.std()) - 1) < 1e-3
+
+
+def test_model_records_geometry_and_corpus(corpus):
+    d, _, _ = corpus
+    obj = torch.load(d / "pre.pt", map_location="cpu", weights_only=True)
+    training = json.loads(obj["training"])
+    m = json.loads((d / MANIFEST).read_text())
+    assert training["geometry"] == m["geometry"]
+    assert training["pretrain"]["corpus_key"] == m["key"]
+    assert [s["seed"] for s in training["pretrain"]["samples"]] == [s["seed"] for s in m["samples"]]
+    side = json.loads((d / "pre.json").read_text())
+    assert side["stage"] == "pretrain" and side["samples"] == 2 and side["seconds_per_sample"] > 0
+
+
+def _approximant_file(d, tmp_path, geometry_change=None):
+    a, t, _ = read_sample(sample_path(d, 0))
+    if geometry_change:
+        a.attrs["geometry"] = json.dumps({**geometry_from_attrs(a.attrs), **geometry_change})
+    write_volume(tmp_path / "approximant.h5", a)
+    write_volume(tmp_path / "golden.h5", t)
+    return tmp_path / "approximant.h5", tmp_path / "golden.h5"
+
+
+def test_zero_shot_predict_and_refusal(corpus, tmp_path, capsys):
+    d, _, _ = corpus
+    approx, _ = _approximant_file(d, tmp_path)
+    assert main(["predict", str(d / "pre.pt"), str(approx), "-o", str(tmp_path / "p.h5"), "--device", "cpu"]) == 0
+    approx, _ = _approximant_file(d, tmp_path, {"n_angles": 5, "energy_kev": 10.0})
+    assert main(["predict", str(d / "pre.pt"), str(approx), "-o", str(tmp_path / "q.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "energy_kev 8.8 vs 10" in err and "n_angles 2 vs 5" in err
+    assert not (tmp_path / "q.h5").exists()
+
+
+def test_train_init_fine_tunes_and_refuses_misfits(corpus, tmp_path, capsys):
+    from rapidtomo.nn import load_model
+    from rapidtomo.stages import run_train
+    d, _, _ = corpus
+    approx, golden = _approximant_file(d, tmp_path)
+    # a learning rate of ~0: the fine-tuned weights are the pre-trained ones, a scratch run's are not
+    lr0 = dict(lr_start=1e-12, lr_end=0.0, train_fraction=0.8, val_fraction=0)
+    r = run_train(approx, golden, tmp_path / "ft.pt", TrainSettings(epochs=1, init=str(d / "pre.pt"), **lr0, **NET))
+    assert any("initialised from the pre-trained model" in n for n in r["notes"])
+    run_train(approx, golden, tmp_path / "sc.pt", TrainSettings(epochs=1, **lr0, **NET))
+    ft = load_model(tmp_path / "ft.pt")
+    assert ft.training["init"] == str(d / "pre.pt") and ft.training["geometry"]["n_angles"] == 2
+    pre = dict(load_model(d / "pre.pt").network.named_parameters())
+    for path, same in (("ft.pt", True), ("sc.pt", False)):
+        got = dict(load_model(tmp_path / path).network.named_parameters())
+        gap = max(float((got[n] - p).detach().abs().max()) for n, p in pre.items())
+        assert (gap < 1e-6) == same, (path, gap)
+    # another architecture: one line, exit 2
+    args = ["train", "--approximant", str(approx), "--target", str(golden), "-o", str(tmp_path / "x.pt"),
+            "--init", str(d / "pre.pt"), "--patch", "8", "--widths", "2", "8", "--rates", "1", "2", "--z-rates", "2",
+            "3", "--epochs", "1", "--train-fraction", "0.8", "--val-fraction", "0", "--device", "cpu"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pre-trained network differs" in err and "widths" in err
+    # another geometry: one line, exit 2
+    approx, golden = _approximant_file(d, tmp_path, {"theta_max_deg": 90.0})
+    args[args.index("8", args.index("--widths"))] = "4"
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "theta_max_deg 140.8 vs 90" in err
+
+
+def test_geometry_from_a_reduced_scan_file(tmp_path):
+    from rapidtomo.stages import run_simulate
+    run_simulate(SimulateSettings(**SIM, model="fast"), tmp_path)
+    scan = read_scan(tmp_path / "scan_reduced.h5")
+    g = geometry_from_scan(scan, APPROX, {"scan": "s"}, sample_yx=(16, 16))
+    assert g.volume_shape == (8, 16, 16) and g.voxel_size_m == scan.voxel_size_m
+    assert np.array_equal(g.probe, scan.true_probe) and np.array_equal(g.guess, scan.probe)
+    assert g.simulate.detector_distance_m == scan.detector_distance_m and g.simulate.model == "fast"
+    assert g.scan_geometry["n_angles"] == 2 and g.simulate.photons == 1e5
+    with pytest.raises(UserError, match="even"):
+        geometry_from_scan(scan, APPROX, {}, sample_yx=(15, 16))
+
+
+def test_approximant_files_carry_their_geometry(tmp_path):
+    from rapidtomo.stages import run_approximant, run_simulate
+    run_simulate(SimulateSettings(**SIM, model="fast"), tmp_path)
+    run_approximant(tmp_path / "scan_reduced.h5", tmp_path / "a.h5", APPROX)
+    with h5py.File(tmp_path / "a.h5") as f:
+        g = json.loads(f["volume"].attrs["geometry"])
+    assert g["n_angles"] == 2 and g["approximant"]["iterations"] == 1 and "device" not in g["approximant"]
+
+
+def test_geometry_differences_name_each_field():
+    base = {"energy_kev": 8.8, "voxel_size_m": [2.8e-8] * 3, "approximant_hash": "a", "volume_shape": [8, 16, 32]}
+    assert differences(base, {**base, "volume_shape": [8, 64, 64], "energy_kev": 8.8 * (1 + 1e-6)}) == []
+    diff = differences(base, {**base, "voxel_size_m": [2.8e-8, 1e-8, 1e-8], "approximant_hash": "b"})
+    assert [d.split()[0] for d in diff] == ["voxel_size_m", "approximant_hash"]
+
+
+def test_pretrain_command_end_to_end(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[simulate]\nshape = [8, 16, 32]\ndetector_size = 16\nn_reduced = 2\nphotons = 1e5\n"
+                   "model = \"fast\"\n[approximant]\niterations = 1\nn_slabs = 2\n"
+                   "[train]\nwidths = [2, 4]\nrates = [1, 2]\nz_rates = [2, 3]\npatch = 8\n")
+    args = ["pretrain", "--config", str(cfg), "--corpus", str(tmp_path / "c"), "-o", str(tmp_path / "m.pt"),
+            "--corpus-size", "1", "--epochs", "1", "--workers", "1", "--layout-fraction", "0", "--exclude-seed", "1000"]
+    assert main(args) == 0
+    m = json.loads((tmp_path / "c" / MANIFEST).read_text())
+    assert [s["seed"] for s in m["samples"]] == [1001] and m["simulate"]["model"] == "fast"
+    assert "wrote" in capsys.readouterr().out
+
+
+
+def _ctx(tmp_path, pretrain: dict):
+    from rapidtomo.pipeline import Context, load_pipeline_config, stage_settings
+    config = {"simulate": {"shape": [8, 16, 32], "detector_size": 16, "n_reduced": 2, "n_nominal": 2},
+              "approximant": {"iterations": 1, "n_slabs": 2}, "pretrain": pretrain}
+    _, pipe = load_pipeline_config(None)
+    return Context(tmp_path, config, pipe, stage_settings(config, pipe))
+
+
+def test_pipeline_pretrain_switch_and_stages(tmp_path):
+    from rapidtomo import rundir
+    from rapidtomo.pipeline import build_stages, pretrain_enabled
+    assert pretrain_enabled(_ctx(tmp_path, {"enabled": "off"}))[0] is False
+    assert pretrain_enabled(_ctx(tmp_path, {"enabled": "on"}))[0] is True
+    assert pretrain_enabled(_ctx(tmp_path, {}))[0] is True  # auto: a tiny corpus fits the budget
+    on, why = pretrain_enabled(_ctx(tmp_path, {"budget_s": 1e-3}))
+    assert on is False and "budget" in why
+    assert pretrain_enabled(_ctx(tmp_path, {"budget_s": 1e-3, "model": "m.pt"}))[0] is True
+    names = [s.name for s in build_stages(_ctx(tmp_path, {"enabled": "off"}))]
+    assert "pretrain" not in names and "zero_shot" not in names
+    stages = {s.name: s for s in build_stages(_ctx(tmp_path, {"enabled": "on"}))}
+    assert rundir.PRETRAINED in stages["train"].inputs and rundir.PRETRAINED not in stages["train_scratch"].inputs
+    assert {rundir.PREDICTION, rundir.PREDICTION_SCRATCH, rundir.PREDICTION_ZERO_SHOT} <= set(stages["evaluate"].inputs)
+    assert list(stages).index("pretrain") > list(stages).index("approximant")
+
+
+def test_pipeline_stage_takes_a_given_model_only_for_its_geometry(corpus, tmp_path):
+    from rapidtomo.pretrain import pipeline_pretrain
+    from rapidtomo.stages import run_simulate
+    d, _, _ = corpus
+    for n_reduced, ok in ((2, True), (3, False)):
+        run_simulate(SimulateSettings(**{**SIM, "n_reduced": n_reduced}, model="fast"), tmp_path)
+        settings = PretrainSettings(model=str(d / "pre.pt"))
+        out = tmp_path / f"pre{n_reduced}.pt"
+        if ok:
+            pipeline_pretrain(tmp_path / "scan_reduced.h5", out, tmp_path / "c", settings, APPROX, TRAIN, 0)
+            assert out.read_bytes() == (d / "pre.pt").read_bytes()
+        else:
+            with pytest.raises(UserError, match="n_angles 2 vs 3"):
+                pipeline_pretrain(tmp_path / "scan_reduced.h5", out, tmp_path / "c", settings, APPROX, TRAIN, 0)
+            assert not out.exists()
+
+
+def test_stale_samples_are_remade_and_a_stale_corpus_replaced_only_by_the_pipeline(corpus, tmp_path):
+    d, geometry, _ = corpus
+    work = tmp_path / "c"
+    work.mkdir()
+    for name in ("sample_0000.h5", MANIFEST):
+        (work / name).write_bytes((d / name).read_bytes())
+    # other seeds, same geometry: the sample on disk is not the planned one and is remade
+    one = SETTINGS.model_copy(update={"corpus_size": 1, "workers": 1, "layout_fraction": 0.0, "seed": 50})
+    m = build_corpus(work, geometry, one, {TEST_SEED})
+    assert [s["seed"] for s in m["samples"]] == [50] and read_sample(work / "sample_0000.h5")[2]["seed"] == 50
+    # another geometry: refused, unless the folder is the pipeline's own
+    other = geometry_from_simulate(SimulateSettings(**{**SIM, "photons": 1e4}, model="fast"), APPROX)
+    with pytest.raises(UserError, match="another corpus folder"):
+        build_corpus(work, other, one, {TEST_SEED})
+    m = build_corpus(work, other, one, {TEST_SEED}, replace_stale=True)
+    assert m["simulate"]["model"] == "fast" and [p.name for p in work.glob("sample_*")] == ["sample_0000.h5"]
