@@ -49,11 +49,8 @@ def positions(grid, theta, Z, X, step=8):
 
 
 def reference_slabs(grid, theta):
-    """The L for which every slab holds one beam sample at θ."""
-    c, s = abs(math.cos(theta)), abs(math.sin(theta))
-    dz, _, dx = grid.voxel_size_m
-    max_step = min(dz / c if c > 1e-12 else math.inf, dx / s if s > 1e-12 else math.inf)
-    return max(1, math.ceil(grid.extent_m(theta) / max_step - 1e-9))
+    """The L for which every slab holds one beam sample at θ (the grid's own sampling step)."""
+    return round(grid.extent_m(theta) / grid.beam_sampling(theta).step_m)
 
 
 def row(volume, theta_deg, slabs, before, lam):

@@ -1,8 +1,10 @@
 """Shared checks for operators (in the spirit of tike's ``OperatorTests`` and CIL's ``dot_test``).
 
 ``dot_test``: for a linear operator A and a claimed adjoint A*, ``<A x, y> = <x, A* y>`` on random
-x, y (complex inner product ``<a, b> = Σ conj(a)·b``). ``gradient_test``: the autograd gradient of a
-real function against central finite differences along random directions.
+x, y (complex inner product ``<a, b> = Σ conj(a)·b``), and autograd's gradient of
+``Re <A x, y>`` with respect to x is ``A* y`` (so what autograd back-propagates through A is the
+adjoint). ``gradient_test``: the autograd gradient of a real function against central finite
+differences along random directions.
 """
 import torch
 
@@ -20,6 +22,11 @@ def dot_test(fwd, adj, x: torch.Tensor, y: torch.Tensor, rtol: float = 1e-10) ->
     scale = float(torch.linalg.vector_norm(ax)) * float(torch.linalg.vector_norm(y))
     mismatch = abs(lhs - rhs) / scale
     assert mismatch < rtol, f"<A x, y> = {lhs}, <x, A* y> = {rhs}: relative mismatch {mismatch:.2e}"
+    leaf = x.detach().clone().requires_grad_(True)
+    out = fwd(leaf)
+    (torch.vdot(out.reshape(-1), y.reshape(-1).to(out.dtype)).real if out.is_complex() else (out * y).sum()).backward()
+    scale = float(torch.linalg.vector_norm(ay))
+    assert float(torch.linalg.vector_norm(leaf.grad - ay)) <= rtol * scale, "autograd's gradient is not A* y"
     return mismatch
 
 

@@ -1,10 +1,11 @@
 """FFTW engine for the multislice forward model on the CPU, without autograd.
 
 Same model as :class:`rapidtomo.physics.multislice.Multislice` (docs/conventions.md), for numpy
-arrays, with the propagator it hands over (one kernel for both engines): positions are processed in small batches whose working set ``(B, M, h, w)`` stays in
-the L2 cache; each batch runs in one preallocated, aligned buffer with in-place FFTW plans
-(``FFTW_MEASURE``, made once per shape, dtype and thread count and kept); the ``1/(h·w)`` of the
-inverse FFT is folded into the propagator. Parallelism: ``threads`` worker threads, each with
+arrays, with the propagator it hands over (one kernel for both engines): positions are processed
+in small batches whose working set ``(B, M, h, w)`` stays in the L2 cache; each batch runs in one
+preallocated, aligned buffer with in-place FFTW plans (``FFTW_MEASURE``, made once per shape,
+dtype and thread count and kept); the ``1/(h·w)`` of the inverse FFT is folded into the
+propagator. Parallelism: ``threads`` worker threads, each with
 single-threaded plans and its own buffer, take batches in turn (numpy and FFTW release the GIL), so
 the elementwise products run in parallel too, and a busy core slows one worker down rather than
 stalling a multithreaded FFT at every barrier.

@@ -53,12 +53,17 @@ def _smallest_at_least(lo: float, ok) -> int:
 
 
 class BeamSampling(NamedTuple):
-    """Samples along the beam at one angle: ``n_beam`` samples ``step_m`` apart, centred on the
-    rotation axis; ``slab_of_sample (n_beam,)`` is the slab (0..L−1) each sample belongs to."""
+    """Samples along the beam at one angle and their share of each slab.
+
+    ``n_beam`` samples ``step_m`` apart, centred on the rotation axis; sample k's phase goes to
+    slabs ``slab_index[:, k]`` (2, n_beam) with weights ``slab_weight[:, k]`` (2, n_beam) that add
+    up to 1 (the part of the sample's interval inside each slab).
+    """
 
     n_beam: int
     step_m: float
-    slab_of_sample: np.ndarray
+    slab_index: np.ndarray
+    slab_weight: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,8 @@ class BeamGrid:
     Slices of ``(height, width)`` pixels of ``pixel_m`` (= the volume's dy = dx), with the
     volume centred, wide enough for every angle. Along the beam the L = ``n_slabs`` slabs follow
     the sample: at angle θ they split the support's extent along the beam, :meth:`extent_m`, into
-    L equal slabs (:meth:`slab_thickness_m`, the multislice Δz of that angle), each sampled by
-    the same number of beam samples (:meth:`beam_sampling`).
+    L equal slabs (:meth:`slab_thickness_m`, the multislice Δz of that angle) that share out the
+    beam samples (:meth:`beam_sampling`).
     """
 
     volume_shape: tuple[int, int, int]
@@ -90,25 +95,30 @@ class BeamGrid:
         return abs(Z * dz * math.cos(theta_rad)) + abs(X * dx * math.sin(theta_rad))
 
     def beam_sampling(self, theta_rad: float) -> BeamSampling:
-        """The samples along the beam at θ (see :class:`BeamSampling`).
+        """The samples along the beam at θ and their slabs (see :class:`BeamSampling`).
 
-        ``L·s`` samples split the extent into the L slabs, ``s`` the fewest per slab whose step moves
-        at most one voxel along z and along x (so at θ = 0 with Z = L, sample l is z-sample l). The
-        bilinear interpolant of the volume reaches half a voxel beyond the box: samples continue
-        at the same step into that fringe and count in the first and last slab, so that the slabs
-        add up to the whole line integral.
+        The extent is cut into ``n`` equal intervals, ``n`` the fewest whose step moves at most one
+        voxel along z and along x (at least L); each slab takes the part of every interval inside
+        it, so the sampling, and the slab phases' sum, do not depend on L (at θ = 0 with Z = L,
+        slab l is z-sample l). The bilinear interpolant of the volume reaches half a voxel beyond
+        the box: samples continue at the same step into that fringe and count in the first and
+        last slab, so that the slabs add up to the whole line integral.
         """
         c, s = abs(math.cos(theta_rad)), abs(math.sin(theta_rad))
         dz, _, dx = self.voxel_size_m
         max_step = min(dz / c if c > 1e-12 else math.inf, dx / s if s > 1e-12 else math.inf)
-        slab = self.slab_thickness_m(theta_rad)
-        per_slab = max(1, math.ceil(slab / max_step - 1e-9))
-        step = slab / per_slab
-        fringe = (dz * c + dx * s) / 2
-        n_tail = max(0, math.ceil(fringe / step + 0.5 - 1e-9) - 1)  # samples at (j − ½)·step < fringe
-        slab_of = np.concatenate([np.zeros(n_tail, np.int64), np.repeat(np.arange(self.n_slabs), per_slab),
-                                  np.full(n_tail, self.n_slabs - 1, np.int64)])
-        return BeamSampling(len(slab_of), step, slab_of)
+        extent = self.extent_m(theta_rad)
+        L = self.n_slabs
+        n = max(L, math.ceil(extent / max_step - 1e-9))
+        step = extent / n
+        n_tail = max(0, math.ceil((dz * c + dx * s) / 2 / step + 0.5 - 1e-9) - 1)  # (j − ½)·step < fringe
+        k = np.arange(-n_tail, n + n_tail)
+        u0, u1 = np.clip(k * L / n, 0, L), np.clip((k + 1) * L / n, 0, L)  # interval in slab units
+        first = np.minimum(np.floor(u0), L - 1)
+        second = np.minimum(first + 1, L - 1)
+        w_first = np.where(u1 > u0, (np.minimum(first + 1, u1) - u0) / np.maximum(u1 - u0, 1e-300), 1.0)
+        return BeamSampling(len(k), step, np.stack([first, second]).astype(np.int64),
+                            np.stack([w_first, 1 - w_first]))
 
     def slab_thickness_m(self, theta_rad: float) -> float:
         """Distance between consecutive slices at θ (the multislice Δz): the extent / L."""

@@ -55,20 +55,12 @@ def transfer_function(shape: tuple[int, int], dz_m: float, wavelength_m: float, 
     return _kernel(tuple(int(s) for s in shape), float(dz_m), float(wavelength_m), float(pixel_size_m))
 
 
-@lru_cache(maxsize=64)
-def _kernel_tensor(shape, dz_m, wavelength_m, pixel_size_m, dtype: torch.dtype, device: str) -> torch.Tensor:
-    """:func:`transfer_function` ``/ (h·w)`` (the inverse FFT's normalisation folded in) as a tensor."""
-    k = transfer_function(shape, dz_m, wavelength_m, pixel_size_m) / (shape[0] * shape[1])
-    return torch.as_tensor(k).to(device=device, dtype=dtype)
-
-
 def propagate(psi, dz_m: float, *, wavelength_m: float, pixel_size_m: float):
     """Free-space propagation P_Δz of fields ``(..., h, w)`` by ``dz_m`` metres (numpy or torch)."""
     is_np = isinstance(psi, np.ndarray)
     t = _as_complex_tensor(psi)
-    H = _kernel_tensor(tuple(t.shape[-2:]), float(dz_m), float(wavelength_m), float(pixel_size_m), t.dtype,
-                       str(t.device))
-    out = torch.fft.ifft2(torch.fft.fft2(t) * H, norm="forward")
+    H = torch.tensor(transfer_function(t.shape[-2:], dz_m, wavelength_m, pixel_size_m), dtype=t.dtype, device=t.device)
+    out = torch.fft.ifft2(torch.fft.fft2(t) * H)
     return out.numpy() if is_np else out
 
 
@@ -109,14 +101,19 @@ class Multislice:
         self.pixel_size_m = float(pixel_size_m)
         self.slice_spacing_m = float(slice_spacing_m)
         self.kernel = transfer_function(self.window, self.slice_spacing_m, self.wavelength_m, self.pixel_size_m)
+        self._propagators: dict[tuple, torch.Tensor] = {}
 
     @property
     def window(self) -> tuple[int, int]:
         return tuple(self.probe.shape[-2:])
 
     def _propagator(self, dtype: torch.dtype, device) -> torch.Tensor:
-        return _kernel_tensor(self.window, self.slice_spacing_m, self.wavelength_m, self.pixel_size_m, dtype,
-                              str(torch.device(device)))
+        """The kernel ``/ (h·w)`` (the inverse FFT's normalisation folded in) as a tensor, made once."""
+        key = (dtype, torch.device(device))
+        if key not in self._propagators:
+            k = self.kernel / (self.window[0] * self.window[1])
+            self._propagators[key] = torch.as_tensor(k).to(device=device, dtype=dtype)
+        return self._propagators[key]
 
     def fftw_propagator(self, dtype) -> np.ndarray:
         """The kernel divided by ``h·w`` in ``dtype``, as :func:`fftw_backend.forward_intensity` takes it."""

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from .geometry import BeamGrid
+from .geometry import BeamGrid, BeamSampling
 
 
 def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
@@ -25,7 +25,7 @@ def interpolation_weights(grid: BeamGrid, theta_rad: float, device="cpu",
     """
     Z, _, X = grid.volume_shape
     dz, _, dx = grid.voxel_size_m
-    n_beam, step, _ = grid.beam_sampling(theta_rad)
+    n_beam, step, _, _ = grid.beam_sampling(theta_rad)
     b = (np.arange(n_beam) - (n_beam - 1) / 2) * step
     xp = (np.arange(grid.width) - (grid.width - 1) / 2) * dx
     B, XP = np.meshgrid(b, xp, indexing="ij")
@@ -73,19 +73,28 @@ def rotate_to_beam_adjoint(beam: torch.Tensor, theta_rad: float, grid: BeamGrid,
     return out.reshape(Y, Z, X).permute(1, 0, 2)
 
 
-def sum_slabs(beam: torch.Tensor, slab_of_sample, n_slabs: int) -> torch.Tensor:
+def sum_slabs(beam: torch.Tensor, sampling: BeamSampling, n_slabs: int) -> torch.Tensor:
     """Sum beam samples ``(n_beam, ...)`` into their slabs → ``(n_slabs, ...)``.
 
-    ``slab_of_sample (n_beam,)``: the slab of each sample (``grid.beam_sampling(θ).slab_of_sample``).
+    ``sampling``: ``grid.beam_sampling(θ)`` (each sample's slabs and weights).
     """
-    idx = torch.as_tensor(slab_of_sample, dtype=torch.long, device=beam.device)
-    return torch.zeros((n_slabs,) + tuple(beam.shape[1:]), dtype=beam.dtype, device=beam.device).index_add_(
-        0, idx, beam)
+    out = torch.zeros((n_slabs,) + tuple(beam.shape[1:]), dtype=beam.dtype, device=beam.device)
+    for idx, w in _slab_weights(sampling, beam):
+        out.index_add_(0, idx, beam * w)
+    return out
 
 
-def sum_slabs_adjoint(slabs: torch.Tensor, slab_of_sample) -> torch.Tensor:
-    """Adjoint of :func:`sum_slabs`: each slab's value copied to its samples → ``(n_beam, ...)``."""
-    return slabs[torch.as_tensor(slab_of_sample, dtype=torch.long, device=slabs.device)]
+def sum_slabs_adjoint(slabs: torch.Tensor, sampling: BeamSampling) -> torch.Tensor:
+    """Adjoint of :func:`sum_slabs`: each sample takes its slabs' values, weighted → ``(n_beam, ...)``."""
+    return sum(slabs[idx] * w for idx, w in _slab_weights(sampling, slabs))
+
+
+def _slab_weights(sampling: BeamSampling, like: torch.Tensor):
+    """``[(index (n_beam,), weight (n_beam, 1, …, 1))]`` for the two slabs of every sample."""
+    shape = (-1,) + (1,) * (like.ndim - 1)
+    real = like.real.dtype if like.is_complex() else like.dtype
+    return [(torch.as_tensor(i, device=like.device), torch.as_tensor(w, dtype=real, device=like.device).reshape(shape))
+            for i, w in zip(sampling.slab_index, sampling.slab_weight)]
 
 
 def slab_phases(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=None) -> torch.Tensor:
@@ -95,8 +104,8 @@ def slab_phases(volume: torch.Tensor, theta_rad: float, grid: BeamGrid, weights=
     through each slab of thickness ``grid.slab_thickness_m(θ)``) and padded with air (0) in y to
     the slice height.
     """
-    slab_of = grid.beam_sampling(theta_rad).slab_of_sample
-    slabs = sum_slabs(rotate_to_beam(volume, theta_rad, grid, weights), slab_of, grid.n_slabs)
+    sampling = grid.beam_sampling(theta_rad)
+    slabs = sum_slabs(rotate_to_beam(volume, theta_rad, grid, weights), sampling, grid.n_slabs)
     pad = (grid.height - slabs.shape[1]) // 2
     return torch.nn.functional.pad(slabs, (0, 0, pad, grid.height - slabs.shape[1] - pad))
 
