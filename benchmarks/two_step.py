@@ -7,8 +7,10 @@ and, as references that isolate the tomography (projection-approximation shortcu
 ptychography), the same tomography of ideal phase projections of the phantom. Prints PCC with
 the phantom over the scanned region (every voxel: the scan covers the whole slice grid at every
 angle), seconds per step and pattern-iterations per second of the ptychography.
+The probe (``--probe``): ``retrieved`` (default) from the scan's guess as the golden stage does,
+``true`` the simulator's true probe taken as exact, ``guess`` the scan's guess taken as exact.
 Usage: python benchmarks/two_step.py [--nominal 120] [--theta-nominal 180] [--threads 2] [--workers 0]
-       [--n-slices 1] [--epochs 20] [--batch-size 32]
+       [--n-slices 1] [--epochs 20] [--batch-size 32] [--probe retrieved|true|guess]
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ os.environ.setdefault("RAPIDTOMO_QUIET", "1")
 from rapidtomo.physics.geometry import beam_grid  # noqa: E402
 from rapidtomo.recon.projections import ideal_projections  # noqa: E402
 from rapidtomo.recon.tomography import reconstruct  # noqa: E402
-from rapidtomo.recon.two_step import TwoStepSettings, phase_projections  # noqa: E402
+from rapidtomo.recon.two_step import TwoStepSettings, phase_projections, retrieve_probe  # noqa: E402
 from rapidtomo.simulate import SimulateSettings, simulate  # noqa: E402
 
 
@@ -40,6 +42,7 @@ def main():
     ap.add_argument("--n-slices", type=int, default=TwoStepSettings().n_slices)
     ap.add_argument("--epochs", type=int, default=TwoStepSettings().epochs)
     ap.add_argument("--batch-size", type=int, default=TwoStepSettings().batch_size)
+    ap.add_argument("--probe", choices=["retrieved", "true", "guess"], default="retrieved")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sim = SimulateSettings(n_nominal=args.nominal, theta_max_nominal_deg=args.theta_nominal)
@@ -53,11 +56,13 @@ def main():
           f"{nominal.n_angles} angles over {np.ptp(nominal.angles_deg):.1f} deg, reduced {reduced.n_angles}, "
           f"{nominal.intensities.shape[1]} positions of {h}x{w}, {len(nominal.probe)} probe modes, {sim.photons:g} photons/pattern; simulate {t_sim:.0f} s")
     print(f"ptychography: L={st.n_slices}, {st.epochs} epochs, batch {st.batch_size}, "
-          f"{st.workers or args.threads} worker process(es) of 1 thread")
+          f"{st.workers or args.threads} worker process(es) of 1 thread, probe: {args.probe}")
     rows = []
     for name, scan in (("nominal", nominal), ("reduced", reduced)):
         t = time.perf_counter()
-        P = phase_projections(scan, st)
+        probe = {"retrieved": lambda: retrieve_probe(scan, st), "true": lambda: scan.true_probe,
+                 "guess": lambda: scan.probe}[args.probe]()
+        P = phase_projections(scan, st, probe=probe)
         t_p = time.perf_counter() - t
         n_pat = scan.intensities.shape[0] * scan.intensities.shape[1]
         print(f"  {name}: {t_p:.1f} s for {scan.n_angles} angles, "

@@ -52,7 +52,7 @@ class TwoStepSettings(Settings):
                               "objects are solved jointly with the shared probe before all angles are solved "
                               "with that probe fixed")
     probe_epochs: int = Field(20, ge=1, description="epochs of the joint probe-and-object solution")
-    probe_lr: float = Field(0.01, gt=0, description="probe Adam step as a fraction of the initial probe's peak "
+    probe_lr: float = Field(0.02, gt=0, description="probe Adam step as a fraction of the initial probe's peak "
                             "amplitude")
     probe_defocus_lr: float = Field(0.5, gt=0, description="Adam step of the probe's defocus correction as a "
                                     "fraction of the depth of field 2·dx²/λ")
@@ -140,13 +140,19 @@ def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | 
         h, w = scan.intensities.shape[-2:]
         grid = _grid(scan, settings)
         idx = probe_angle_indices(scan.angles_deg, settings.probe_angles)
-        _, probe = reconstruct_angles(
-            scan.intensities[idx], scan.probe, grid.top_left(scan.positions_m[idx], (h, w)), grid,
-            np.deg2rad(scan.angles_deg[idx]), scan.wavelength_m, epochs=settings.probe_epochs,
-            batch_size=settings.batch_size, lr_rad=settings.lr_rad, refine_attenuation=settings.refine_attenuation,
-            refine_probe=True, probe_lr=settings.probe_lr, defocus_lr=settings.probe_defocus_lr,
-            probe_start_epoch=settings.probe_start_epoch,
-            device=pick_device(settings.device))
+        device = pick_device(settings.device)
+        threads = torch.get_num_threads()
+        if device.type == "cpu":  # one thread, as the angle workers: OpenMP threads stall on a busy machine
+            torch.set_num_threads(1)
+        try:
+            _, probe = reconstruct_angles(
+                scan.intensities[idx], scan.probe, grid.top_left(scan.positions_m[idx], (h, w)), grid,
+                np.deg2rad(scan.angles_deg[idx]), scan.wavelength_m, epochs=settings.probe_epochs,
+                batch_size=settings.batch_size, lr_rad=settings.lr_rad, refine_attenuation=settings.refine_attenuation,
+                refine_probe=True, probe_lr=settings.probe_lr, defocus_lr=settings.probe_defocus_lr,
+                probe_start_epoch=settings.probe_start_epoch, device=device)
+        finally:
+            torch.set_num_threads(threads)
         probe = probe.astype(np.complex64)
         if cache is not None:
             cache["probe_retrieved"] = probe
