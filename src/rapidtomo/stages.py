@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import rundir
+from .distributed import env_rank
 from .errors import UserError
 from .io import read_scan, read_volume, write_scan, write_volume
 from .runinfo import Timer, provenance, write_run_info
@@ -100,7 +101,8 @@ def depth_of_field_note(scan, n_slices: int) -> str | None:
 
 def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
     """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
-    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history."""
+    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history. Under
+    torchrun the processes split the angles and rank 0 alone writes."""
     from .recon.approximant import approximant
     timer = Timer()
     with timer("read"):
@@ -110,13 +112,14 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[st
             vol = approximant(scan, settings)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
-    vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
-    with timer("write"):
-        write_volume(out, vol)
     hist = vol.attrs["loss_history"]
-    write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
-                   {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
-                    "sources": [str(scan_path)]})
+    if env_rank() == 0:  # under torchrun every process has the volume; one writes it
+        vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+        with timer("write"):
+            write_volume(out, vol)
+        write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
+                       {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
+                        "world_size": vol.attrs["world_size"], "sources": [str(scan_path)]})
     return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds}
 
 

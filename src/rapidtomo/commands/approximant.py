@@ -7,7 +7,8 @@ from pathlib import Path
 from ..config import build_settings
 from .flags import add_settings_arguments, settings_overrides
 
-HELP = "reconstruct the approximant (a few multislice gradient steps, 2x coarser in x and y)"
+HELP = "reconstruct the approximant (a few multislice gradient steps, 2x coarser in x and y); under " \
+       "torchrun the angles are split over the processes"
 
 
 def _settings_class():
@@ -24,10 +25,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from ..distributed import env_rank
     from ..stages import run_approximant
     cls = _settings_class()
     settings = build_settings(cls, "approximant", args.config, settings_overrides(args, cls.model_fields))
     r = run_approximant(args.scan, args.out, settings)
+    if env_rank() != 0:
+        return 0
     hist = r["loss_history"]
     print(f"wrote {args.out} {r['shape']}: loss {hist[0]:.4g} → {hist[-1]:.4g} in {settings.iterations} "
           f"iterations, {r['timings']['approximant']:.1f} s")
