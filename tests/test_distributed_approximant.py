@@ -30,14 +30,14 @@ def scan_file(tmp_path_factory):
     for _ in range(20):
         z, y, x = rng.integers(0, 12), rng.integers(0, 26), rng.integers(0, 58)
         v[z:z + 3, y:y + 5, x:x + 6] += 0.05
-    s = SimulateSettings(shape=v.shape, n_nominal=1, n_reduced=5, photons=1e5, n_modes=2)
+    s = SimulateSettings(shape=v.shape, n_nominal=1, n_reduced=3, photons=1e5, n_modes=2)
     path = tmp_path_factory.mktemp("scan") / "scan.h5"
     write_scan(path, simulate(s, Volume(v, (28e-9,) * 3))[2])
     return path
 
 
 def test_torchrun_two_processes_equal_one_process(scan_file, tmp_path):
-    flags = ["--iterations", "2"]
+    flags = ["--iterations", "1"]
     assert main(["approximant", str(scan_file), "-o", str(tmp_path / "one.h5"), *flags]) == 0
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -59,5 +59,5 @@ def test_torchrun_two_processes_equal_one_process(scan_file, tmp_path):
 
 
 def test_more_processes_than_angles_is_refused(scan_file):
-    with pytest.raises(ValueError, match="6 processes for 5 angles: run at most 5"):
-        build_problem(read_scan(scan_file), ApproximantSettings(), torch.device("cpu"), Processes(0, 6))
+    with pytest.raises(ValueError, match="4 processes for 3 angles: run at most 3"):
+        build_problem(read_scan(scan_file), ApproximantSettings(), torch.device("cpu"), Processes(0, 4))
