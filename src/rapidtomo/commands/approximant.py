@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "reconstruct the approximant (a few multislice gradient steps, 2x coarser in x and y); under " \
        "torchrun the angles are split over the processes"
@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and timings go to OUT with suffix .json")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [approximant])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_dry_run_argument(p)
 
 
 def run(args) -> int:
@@ -29,8 +30,8 @@ def run(args) -> int:
     from ..stages import run_approximant
     cls = _settings_class()
     settings = build_settings(cls, "approximant", args.config, settings_overrides(args, cls.model_fields))
-    r = run_approximant(args.scan, args.out, settings)
-    if env_rank() != 0:
+    r = run_approximant(args.scan, args.out, settings, dry_run=args.dry_run)
+    if args.dry_run or env_rank() != 0:
         return 0
     hist = r["loss_history"]
     print(f"wrote {args.out} {r['shape']}: loss {hist[0]:.4g} → {hist[-1]:.4g} in {settings.iterations} "
