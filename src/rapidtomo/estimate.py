@@ -184,21 +184,32 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
     return _best_of(run) / n
 
 
-def _network_seconds(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) -> float:
-    """Measured seconds of one network call on a random batch ``shape`` (with backward if ``grad``)."""
+def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) -> tuple[float, float]:
+    """(seconds, activation bytes) of one network call on a random batch ``shape`` (with backward if
+    ``grad``), measured: the bytes are the sum of every leaf module's output (what autograd keeps for
+    backward; an upper bound of what a forward without gradient holds at once)."""
     x = torch.randn(shape)
+    sizes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
+             for m in net.modules() if not list(m.children())]
 
     def run():
+        sizes.clear()
         with torch.set_grad_enabled(grad):
             out = net(x)
             if grad:
                 out.square().mean().backward()
-    return _best_of(run, repeats=1)
+    try:
+        seconds = _best_of(run, repeats=1)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seconds, float(sum(sizes))
 
 
 # ---------------------------------------------------------------- one function per stage
 
-def estimate_approximant(scan: ScanShape, settings, world: int = 1, calibrate: bool = True) -> Estimate:
+def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     """The approximant (:mod:`rapidtomo.recon.approximant`) of ``scan`` over ``world`` processes.
 
     Per process: the whole scan (read by every process), its share of the central-half patterns,
@@ -231,17 +242,15 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1, calibrate: b
         "batch autograd": batch * scan.n_modes * h * w * 2 * real * (3 * L + 4)
         + 3 * L * grid.slice_shape[0] * grid.slice_shape[1] * 2 * real,
     }
-    seconds, basis = 0.0, "not calibrated"
-    if calibrate:
-        dtype = torch.float64 if settings.precision == "float64" else torch.float32
-        n = min(batch, 64)  # per-call overheads dominate tiny batches
-        t_grad = multislice_seconds(scan.n_modes, (h, w), L, True, dtype, n=n)
-        t_fwd = multislice_seconds(scan.n_modes, (h, w), L, False, dtype, n=n)
-        patterns = share * scan.n_pos
-        evals = settings.iterations * (t_grad + 3 * t_fwd) + t_fwd
-        seconds = evals * patterns
-        basis = (f"calibrated here: {1 / t_grad:.3g} patterns/s with gradient, {1 / t_fwd:.3g} without, "
-                 f"{patterns} patterns per process")
+    dtype = torch.float64 if settings.precision == "float64" else torch.float32
+    n = min(batch, 64)  # per-call overheads dominate tiny batches
+    t_grad = multislice_seconds(scan.n_modes, (h, w), L, True, dtype, n=n)
+    t_fwd = multislice_seconds(scan.n_modes, (h, w), L, False, dtype, n=n)
+    patterns = share * scan.n_pos
+    evals = settings.iterations * (t_grad + 3 * t_fwd) + t_fwd
+    seconds = evals * patterns
+    basis = (f"calibrated here: {1 / t_grad:.3g} patterns/s with gradient, {1 / t_fwd:.3g} without, "
+             f"{patterns} patterns per process")
     largest = max((k for k in parts if k != "process"), key=parts.get)
     fix = {"batch autograd": f"set [approximant] batch_size below {batch}",
            "scan": "every process reads the whole scan: use a machine with more memory, or fewer processes on it",
@@ -265,7 +274,7 @@ def simulated_scans(settings) -> tuple[ScanShape, ScanShape]:
                  for k, theta in ((settings.n_nominal, theta_nominal), (settings.n_reduced, settings.theta_max_deg)))
 
 
-def estimate_simulate(settings, calibrate: bool = True) -> Estimate:
+def estimate_simulate(settings) -> Estimate:
     """:func:`rapidtomo.simulate.simulate`: the phantom (phase and attenuation), both scans' patterns
     (float32, held until written) and one angle's forward model. Time: the patterns at the
     calibrated forward rate of the fast model with ``n_slabs`` slabs (the fine model converges its
@@ -275,20 +284,17 @@ def estimate_simulate(settings, calibrate: bool = True) -> Estimate:
     parts = {"process": PROCESS_BYTES, "phantom": 2 * 4 * math.prod(settings.shape),
              "scans": nominal.scan_bytes + reduced.scan_bytes,
              "forward model (one angle)": 2.5e8 + 16 * nominal.n_pos * n * n}
-    seconds, basis = 0.0, "not calibrated"
-    if calibrate:
-        t = multislice_seconds(settings.n_modes, (n, n), settings.n_slabs, False)
-        patterns = (nominal.n_angles + reduced.n_angles) * nominal.n_pos
-        seconds = t * patterns
-        basis = f"calibrated here: {1 / t:.3g} patterns/s (torch, no gradient), {patterns} patterns"
-        if settings.model == "fine":
-            basis += "; the fine model takes longer"
+    t = multislice_seconds(settings.n_modes, (n, n), settings.n_slabs, False)
+    patterns = (nominal.n_angles + reduced.n_angles) * nominal.n_pos
+    seconds = t * patterns
+    basis = f"calibrated here: {1 / t:.3g} patterns/s (torch, no gradient), {patterns} patterns"
+    if settings.model == "fine":
+        basis += "; the fine model takes longer"
     return Estimate("simulate", parts, seconds, basis, "simulate fewer angles (n_nominal), a smaller shape or "
                     "smaller patterns (detector_size)")
 
 
-def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers: int = 1,
-                      calibrate: bool = True) -> Estimate:
+def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers: int = 1) -> Estimate:
     """Per-angle ptychography then FBP/SART (:mod:`rapidtomo.recon.two_step`) with ``workers`` processes.
 
     Per process: the scan (each worker receives its angle's patterns), the object slices with
@@ -308,65 +314,99 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
              "projections and volume": 4 * (scan.n_angles * Y * W + 3 * Z * Y * X)}
     if workers > 1:  # the parent holds the scan; each worker an angle
         parts["scan (parent)"] = scan.scan_bytes / workers
-    seconds, basis = 0.0, "not calibrated"
-    if calibrate:
-        t = multislice_seconds(scan.n_modes, (h, w), S, True)
-        probe = settings.probe_angles * settings.probe_epochs if settings.refine_probe else 0
-        patterns = (scan.n_angles * settings.epochs + probe) * scan.n_pos
-        seconds = t * patterns / workers
-        basis = f"calibrated here: {1 / t:.3g} patterns/s with gradient, {patterns} pattern updates"
+    t = multislice_seconds(scan.n_modes, (h, w), S, True, n=min(settings.batch_size, 64))
+    probe = settings.probe_angles * settings.probe_epochs if settings.refine_probe else 0
+    patterns = (scan.n_angles * settings.epochs + probe) * scan.n_pos
+    seconds = t * patterns / workers
+    basis = f"calibrated here: {1 / t:.3g} patterns/s with gradient, {patterns} pattern updates"
     return Estimate(stage, parts, seconds, basis, f"set [{stage}] workers lower or batch_size lower, or use a "
                     "machine with more memory", processes=workers)
 
 
-def estimate_train(approx_shape, target_shape, settings, world: int = 1, calibrate: bool = True) -> Estimate:
+def estimate_train(approx_shape, target_shape, settings, world: int = 1) -> Estimate:
     """Training (:func:`rapidtomo.train.train`) on volumes of these shapes, per process of ``world``.
 
     Memory: both volumes as float32 twice (read and normalised), the network's parameters with
-    gradients and Adam's two moments, and the batch's activations (every level's feature maps
-    kept for backward, ~6 per convolution block). Time: the epochs' steps at one calibrated step.
+    gradients and Adam's two moments, and one step's activations (measured on a random batch:
+    every leaf module's output, kept for backward) twice (their gradients). Time: the epochs'
+    steps (the training patches over ``world`` processes, ``batch_size`` per step) at one
+    measured step.
     """
     from .nn import build_network
-    from .train.split import split_index
+    from .train.split import patch_starts, split_index
     p = settings.patch_size()
     Za, Ya, Xa = approx_shape
     net = build_network(settings.network_settings(int(target_shape[0])))
     n_params = sum(t.numel() for t in net.parameters())
-    widths = settings.network_settings(int(target_shape[0])).widths
-    act = settings.batch_size * Za * p * p * 4 * 6 * sum(c / 4 ** i for i, c in enumerate(widths)) * 2
-    act += settings.batch_size * target_shape[0] * 4 * p * p * 4 * 6 * widths[0]
+    t, act = network_profile(net, (settings.batch_size, 1, Za, p, p), grad=True)
+    n_patches = len(patch_starts(Ya, p, settings.overlap)) * len(
+        patch_starts(split_index(Xa, settings.train_fraction), p, settings.overlap))
+    steps = math.ceil(math.ceil(n_patches / world) / settings.batch_size)
     parts = {"process": PROCESS_BYTES, "volumes": 2 * 4 * (math.prod(approx_shape) + math.prod(target_shape)),
-             "network and Adam": 4 * 4 * n_params, "activations": act}
-    steps_per_epoch = max(1, math.ceil(max(1, (Ya - p + 1) // max(1, int(p * (1 - settings.overlap))))
-                                       * max(1, split_index(Xa, settings.train_fraction) // max(1, p // 2))
-                                       / settings.batch_size))
-    seconds, basis = 0.0, "not calibrated"
-    if calibrate:
-        t = _network_seconds(net, (settings.batch_size, 1, Za, p, p), grad=True)
-        steps_per_epoch = math.ceil(steps_per_epoch / world)
-        seconds = t * steps_per_epoch * settings.epochs
-        basis = (f"calibrated here: {t:.3g} s per step, ~{steps_per_epoch} steps per epoch, at most "
-                 f"{settings.epochs} epochs")
-    return Estimate("train", parts, seconds, basis, "set [train] batch_size or patch lower, or train on a GPU",
-                    processes=world)
+             "network and Adam": 4 * 4 * n_params, "activations": 2 * act}
+    basis = f"measured here: {t:.3g} s per step, {steps} steps per epoch, at most {settings.epochs} epochs"
+    return Estimate("train", parts, t * steps * settings.epochs, basis,
+                    "set [train] batch_size or patch lower, or train on a GPU", processes=world)
 
 
-def estimate_predict(net: torch.nn.Module, window: int, approx_shape, out_z: int, settings,
-                     calibrate: bool = True) -> Estimate:
+def estimate_predict(net: torch.nn.Module, window: int, approx_shape, out_z: int, settings) -> Estimate:
     """Tiled inference (:func:`rapidtomo.infer.predict_file`): the network, a batch of windows'
-    activations (forward only, ~3 feature maps alive per level), and one column band of input and
-    output with its blending weights. Time: the windows at one calibrated batch."""
+    activations (measured: every leaf module's output, an upper bound without gradients) and one
+    column band of input and output with its blending weights. Time: the windows' batches at one
+    measured batch."""
+    from .train.split import patch_starts
     Za, Ya, Xa = approx_shape
     n_params = sum(t.numel() for t in net.parameters())
-    b = settings.batch_size
-    parts = {"process": PROCESS_BYTES, "network": 4 * n_params,
-             "activations": b * max(Za, out_z) * 4 * window * window * 4 * 3 * 64,
-             "column band": 4 * (Za * Ya * window + 3 * out_z * 4 * Ya * window)}
-    step = max(1, int(window * (1 - settings.overlap)))
-    n_windows = math.ceil(max(1, Ya - window) / step + 1) * math.ceil(max(1, Xa - window) / step + 1)
-    seconds, basis = 0.0, "not calibrated"
-    if calibrate:
-        t = _network_seconds(net, (min(b, n_windows), 1, Za, window, window), grad=False)
-        seconds = t * math.ceil(n_windows / b)
-        basis = f"calibrated here: {t:.3g} s per batch of {min(b, n_windows)} windows, {n_windows} windows"
-    return Estimate("predict", parts, seconds, basis, "set [predict] batch_size or window lower")
+    wy, wx = min(window, Ya), min(window, Xa)
+    n_windows = len(patch_starts(Ya, wy, settings.overlap)) * len(patch_starts(Xa, wx, settings.overlap))
+    b = min(settings.batch_size, n_windows)
+    t, act = network_profile(net, (b, 1, Za, wy, wx), grad=False)
+    parts = {"process": PROCESS_BYTES, "network": 4 * n_params, "activations": act,
+             "column band": 4 * (Za * Ya * wx + 3 * out_z * 4 * Ya * wx)}
+    basis = f"measured here: {t:.3g} s per batch of {b} windows, {n_windows} windows"
+    return Estimate("predict", parts, t * math.ceil(n_windows / b), basis,
+                    "set [predict] batch_size or window lower")
+
+
+def pipeline_estimates(ctx) -> list[Estimate]:
+    """The estimate of every stage that :func:`rapidtomo.pipeline.run_pipeline` would run in ``ctx``
+    (a :class:`rapidtomo.pipeline.Context`), from its settings and input files alone: scans not
+    yet simulated are sized from ``[simulate]``, volumes not yet made from the scans' grid."""
+    from .device import pick_device
+    from .distributed import env_world
+    from .io import open_volume
+    from .nn import build_network
+    from .pipeline import scan_paths
+    from .recon.approximant import coarse_shape
+    from .recon.two_step import n_workers
+    p, s = ctx.pipeline, ctx.settings
+    out = []
+    if p.scan_reduced:
+        nominal_path, reduced_path = scan_paths(ctx)
+        reduced = ScanShape.from_file(reduced_path)
+        nominal = ScanShape.from_file(nominal_path) if nominal_path else None
+    else:
+        sim = s["simulate"]
+        if p.phantom:
+            with open_volume(p.phantom) as v:
+                sim = sim.model_copy(update={"shape": tuple(v.shape), "voxel_size_m": v.voxel_size_m[2]})
+        out.append(estimate_simulate(sim))
+        nominal, reduced = simulated_scans(sim)
+    if not p.golden:
+        out.append(estimate_two_step(nominal, s["golden"], "golden", n_workers(s["golden"], pick_device("cpu"))))
+    for m in p.baselines:
+        out.append(estimate_two_step(reduced, s[m], m, n_workers(s[m], pick_device("cpu"))))
+    out.append(estimate_approximant(reduced, s["approximant"], env_world()))
+    Z, Y, X = reduced.volume_shape
+    _, yc, xc = coarse_shape(reduced.volume_shape, s["approximant"].n_slabs)
+    approx = (s["approximant"].output_slices or Z, yc, xc)
+    if p.golden:
+        with open_volume(p.golden) as g:
+            target = tuple(g.shape)
+    else:
+        target = (Z, Y, X)
+    out.append(estimate_train(approx, target, s["train"], env_world()))
+    net = build_network(s["train"].network_settings(target[0])).eval()
+    window = s["predict"].window or s["train"].patch_size()
+    out.append(estimate_predict(net, window, approx, s["predict"].z_slices or target[0], s["predict"]))
+    return out
