@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -274,6 +275,15 @@ def simulated_scans(settings) -> tuple[ScanShape, ScanShape]:
                  for k, theta in ((settings.n_nominal, theta_nominal), (settings.n_reduced, settings.theta_max_deg)))
 
 
+def with_phantom_shape(settings, phantom_path):
+    """The simulate settings with the shape and voxel of the phantom file, if one is given."""
+    if not phantom_path:
+        return settings
+    from .io import open_volume
+    with open_volume(phantom_path) as v:
+        return settings.model_copy(update={"shape": tuple(v.shape), "voxel_size_m": v.voxel_size_m[2]})
+
+
 def estimate_simulate(settings) -> Estimate:
     """:func:`rapidtomo.simulate.simulate`: the phantom (phase and attenuation), both scans' patterns
     (float32, held until written) and one angle's forward model. Time: the patterns at the
@@ -368,10 +378,11 @@ def estimate_predict(net: torch.nn.Module, window: int, approx_shape, out_z: int
                     "set [predict] batch_size or window lower")
 
 
-def pipeline_estimates(ctx) -> list[Estimate]:
+def pipeline_estimates(ctx) -> Iterator[Estimate]:
     """The estimate of every stage that :func:`rapidtomo.pipeline.run_pipeline` would run in ``ctx``
     (a :class:`rapidtomo.pipeline.Context`), from its settings and input files alone: scans not
-    yet simulated are sized from ``[simulate]``, volumes not yet made from the scans' grid."""
+    yet simulated are sized from ``[simulate]``, volumes not yet made from the scans' grid. A
+    generator: each stage is estimated (and calibrated) only when the previous one is taken."""
     from .device import pick_device
     from .distributed import env_world
     from .io import open_volume
@@ -380,23 +391,20 @@ def pipeline_estimates(ctx) -> list[Estimate]:
     from .recon.approximant import coarse_shape
     from .recon.two_step import n_workers
     p, s = ctx.pipeline, ctx.settings
-    out = []
     if p.scan_reduced:
         nominal_path, reduced_path = scan_paths(ctx)
         reduced = ScanShape.from_file(reduced_path)
         nominal = ScanShape.from_file(nominal_path) if nominal_path else None
     else:
-        sim = s["simulate"]
-        if p.phantom:
-            with open_volume(p.phantom) as v:
-                sim = sim.model_copy(update={"shape": tuple(v.shape), "voxel_size_m": v.voxel_size_m[2]})
-        out.append(estimate_simulate(sim))
+        sim = with_phantom_shape(s["simulate"], p.phantom)
+        yield estimate_simulate(sim)
         nominal, reduced = simulated_scans(sim)
     if not p.golden:
-        out.append(estimate_two_step(nominal, s["golden"], "golden", n_workers(s["golden"], pick_device("cpu"))))
+        workers = n_workers(s["golden"], pick_device(s["golden"].device))
+        yield estimate_two_step(nominal, s["golden"], "golden", workers)
     for m in p.baselines:
-        out.append(estimate_two_step(reduced, s[m], m, n_workers(s[m], pick_device("cpu"))))
-    out.append(estimate_approximant(reduced, s["approximant"], env_world()))
+        yield estimate_two_step(reduced, s[m], m, n_workers(s[m], pick_device(s[m].device)))
+    yield estimate_approximant(reduced, s["approximant"], env_world())
     Z, Y, X = reduced.volume_shape
     _, yc, xc = coarse_shape(reduced.volume_shape, s["approximant"].n_slabs)
     approx = (s["approximant"].output_slices or Z, yc, xc)
@@ -405,8 +413,7 @@ def pipeline_estimates(ctx) -> list[Estimate]:
             target = tuple(g.shape)
     else:
         target = (Z, Y, X)
-    out.append(estimate_train(approx, target, s["train"], env_world()))
+    yield estimate_train(approx, target, s["train"], env_world())
     net = build_network(s["train"].network_settings(target[0])).eval()
     window = s["predict"].window or s["train"].patch_size()
-    out.append(estimate_predict(net, window, approx, s["predict"].z_slices or target[0], s["predict"]))
-    return out
+    yield estimate_predict(net, window, approx, s["predict"].z_slices or target[0], s["predict"])

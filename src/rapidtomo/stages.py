@@ -36,7 +36,7 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
     and stops with a :class:`UserError` if it would not fit; ``dry_run`` returns
     ``{"estimate": ...}`` then, before reading or writing anything else."""
     from .simulate import simulate
-    est = estimate.preflight(estimate.estimate_simulate(_with_phantom_shape(settings, phantom_path)))
+    est = estimate.preflight(estimate.estimate_simulate(estimate.with_phantom_shape(settings, phantom_path)))
     if dry_run:
         return {"estimate": est}
     out_dir = Path(out_dir)
@@ -61,15 +61,6 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
                    {"n_patterns": n_patterns, "sources": sources})
     return {"phantom_shape": phantom.shape, "nominal_shape": nominal.intensities.shape,
             "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
-
-
-def _with_phantom_shape(settings, phantom_path):
-    """The simulate settings with ``shape`` (and voxel) of the phantom file, if one is given."""
-    if not phantom_path:
-        return settings
-    from .io import open_volume
-    with open_volume(phantom_path) as v:
-        return settings.model_copy(update={"shape": tuple(v.shape), "voxel_size_m": v.voxel_size_m[2]})
 
 
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
