@@ -217,8 +217,9 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     the rotation weights of its angles (4 int64 indices + 4 weights per beam sample), the
     rotation's gather of the most oblique angle (with its autograd copy), the unknown with its
     float64 gradient, and one batch's autograd tensors (per position and mode, about ``3·L + 4``
-    complex fields of the half window, L slabs: the slope measured in tests/test_estimate.py). Time: the evaluations (one gradient
-    and ~3 losses per iteration, one final loss) × patterns, at calibrated per-pattern rates.
+    complex fields of the half window, L slabs: the slope measured in tests/test_estimate.py).
+    Time: the evaluations (one gradient and ~3 losses per iteration, one final loss) × patterns,
+    at calibrated per-pattern rates.
     """
     from .physics.geometry import beam_grid
     from .physics.multislice import default_batch

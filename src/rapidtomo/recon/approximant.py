@@ -13,9 +13,13 @@ central half of the measured patterns:
 The gradient (Eq. 4–8) comes from autograd, accumulated over batches of positions so memory stays
 bounded, and summed over angles in float64. Under torchrun the angles are split into contiguous
 blocks over the processes (:mod:`rapidtomo.distributed`); each sums its block's loss and gradient
-and one ``all_reduce`` per evaluation adds them, so every process takes the same steps and the
-result equals the one-process result to float rounding. Step size ("gd"): along −∇L, a trial step that changes the phase of the most sensitive
-voxel by ``trial_phase_rad``, then the minimum of the parabola through L(0), L'(0) and the trial,
+and one ``all_reduce`` per evaluation adds them, so every process takes the same steps. The float64
+sum of a few float32 terms is exact unless they differ by ~2^29 in size, so its order hardly matters:
+2 processes gave the one-process volume bit for bit (docs/user-guide.md, "Running on several
+processes/machines").
+
+Step size ("gd"): along −∇L, a trial step that changes the phase of the most sensitive voxel by
+``trial_phase_rad``, then the minimum of the parabola through L(0), L'(0) and the trial,
 accepted if it lowers the loss, else halved (backtracking). No per-data-set tuning: the trial is
 in radians and the parabola adapts to the photon count. "adam" takes Adam steps of ``lr_rad``.
 """
