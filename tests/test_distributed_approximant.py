@@ -61,3 +61,9 @@ def test_torchrun_two_processes_equal_one_process(scan_file, tmp_path):
 def test_more_processes_than_angles_is_refused(scan_file):
     with pytest.raises(ValueError, match="4 processes for 3 angles: run at most 3"):
         build_problem(read_scan(scan_file), ApproximantSettings(), torch.device("cpu"), Processes(0, 4))
+
+
+def test_the_pipeline_refuses_torchrun(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["pipeline", str(tmp_path / "run"), "--dry-run"]) == 2
+    assert "runs in one process" in capsys.readouterr().err and list(tmp_path.iterdir()) == []

@@ -332,6 +332,10 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
 
     ``dry_run``: print every stage's memory and time estimate (:mod:`rapidtomo.estimate`), stop
     with a :class:`UserError` if one would not fit, and return ``[]`` without writing anything."""
+    from .distributed import env_world
+    if env_world() > 1:
+        raise UserError("the pipeline runs in one process; run `rapidtomo approximant` and `rapidtomo train` "
+                        "under torchrun as separate commands (docs/user-guide.md section 6)")
     run_dir = Path(run_dir)
     config, pipe = load_pipeline_config(config_path)
     if seed is not None:
