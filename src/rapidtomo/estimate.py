@@ -28,8 +28,8 @@ import torch
 from .errors import UserError
 
 MEMORY_LIMIT_ENV = "RAPIDTOMO_MEMORY_LIMIT"
-# resident memory of a Python process that has imported torch and rapidtomo (measured: ~0.35 GB
-# on the 2-core CPU machine, torch 2.x CPU build); counted once per process
+# resident memory of a Python process that has imported torch and rapidtomo and run a calibration (measured:
+# 0.30-0.32 GB peak, VmHWM, on the 2-core CPU machine with the torch CPU build; rounded up); once per process
 PROCESS_BYTES = 350e6
 
 
