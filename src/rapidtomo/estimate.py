@@ -10,6 +10,8 @@ time from a calibration of the stage's kernel on this machine, run here in well 
 on the small default problems (a few multislice patterns with and without gradient, one
 training step, one network window), times the stage's count of such operations. Load from
 other processes, caches and Python overheads are not modelled; the printed numbers say so.
+Calibrations draw from their own generators and leave torch's global random state as it was, so
+a stage gives the same result with or without its estimate.
 The memory available is ``RAPIDTOMO_MEMORY_LIMIT`` (bytes, e.g. ``8e9``) if set, else the
 system's available memory (psutil, or ``MemAvailable`` of ``/proc/meminfo``).
 """
@@ -173,7 +175,8 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     ms = Multislice(torch.ones((n_modes, h, w), dtype=cdtype), wavelength_m=1.4e-10, pixel_size_m=1e-8,
                     slice_spacing_m=1e-7)
-    phase = torch.rand((n_slices, h + n, w + n), dtype=dtype, device=device)
+    g = torch.Generator().manual_seed(0)
+    phase = torch.rand((n_slices, h + n, w + n), dtype=dtype, generator=g).to(device)
     pos = torch.stack([torch.arange(n), torch.arange(n)], 1).to(device)
 
     def run():
@@ -189,7 +192,7 @@ def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) ->
     """(seconds, activation bytes) of one network call on a random batch ``shape`` (with backward if
     ``grad``), measured: the bytes are the sum of every leaf module's output (what autograd keeps for
     backward; an upper bound of what a forward without gradient holds at once)."""
-    x = torch.randn(shape)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
     sizes = []
     hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
              for m in net.modules() if not list(m.children())]
@@ -201,7 +204,8 @@ def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) ->
             if grad:
                 out.square().mean().backward()
     try:
-        seconds = _best_of(run, repeats=1)
+        with torch.random.fork_rng(devices=[]):  # e.g. dropout draws
+            seconds = _best_of(run, repeats=1)
     finally:
         for h in hooks:
             h.remove()
@@ -347,7 +351,8 @@ def estimate_train(approx_shape, target_shape, settings, world: int = 1) -> Esti
     from .train.split import patch_starts, split_index
     p = settings.patch_size()
     Za, Ya, Xa = approx_shape
-    net = build_network(settings.network_settings(int(target_shape[0])))
+    with torch.random.fork_rng(devices=[]):  # the weights' draw leaves the global state as it was
+        net = build_network(settings.network_settings(int(target_shape[0])))
     n_params = sum(t.numel() for t in net.parameters())
     t, act = network_profile(net, (settings.batch_size, 1, Za, p, p), grad=True)
     n_patches = len(patch_starts(Ya, p, settings.overlap)) * len(
@@ -415,6 +420,7 @@ def pipeline_estimates(ctx) -> Iterator[Estimate]:
     else:
         target = (Z, Y, X)
     yield estimate_train(approx, target, s["train"], env_world())
-    net = build_network(s["train"].network_settings(target[0])).eval()
+    with torch.random.fork_rng(devices=[]):
+        net = build_network(s["train"].network_settings(target[0])).eval()
     window = s["predict"].window or s["train"].patch_size()
     yield estimate_predict(net, window, approx, s["predict"].z_slices or target[0], s["predict"])

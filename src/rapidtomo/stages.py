@@ -185,6 +185,9 @@ def run_predict(model_path: str | Path, approximant_path: str | Path, out: str |
         (:func:`rapidtomo.infer.predict_file`, neither volume need fit in memory) to a temporary
         file or folder renamed when complete; ``OUT.json`` gets the settings and timings.
     settings : rapidtomo.infer.PredictSettings
+    dry_run : bool
+        Print the estimate (:mod:`rapidtomo.estimate`) and return ``{"estimate": ...}`` without
+        writing anything.
 
     Returns
     -------
