@@ -53,7 +53,8 @@ class ScanShape:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ScanShape":
-        """The shapes of a scan file's datasets (read without loading them)."""
+        """The shapes of a scan file's datasets (read without loading them); a malformed file is
+        :func:`rapidtomo.io.read_scan`'s one-line :class:`UserError`."""
         import h5py
         if not Path(path).is_file():
             raise UserError(f"{path}: file not found")
@@ -64,6 +65,8 @@ class ScanShape:
                 vshape = tuple(int(v) for v in np.ravel(f["/entry/sample/volume_shape"][()]))
                 angles = tuple(float(a) for a in np.ravel(f["/entry/data/angles_deg"][()]))
         except (OSError, KeyError, ValueError, TypeError):
+            from .io import read_scan
+            read_scan(path)  # names the file's problem in one line (UserError)
             raise UserError(f"{path}: not a readable scan file (docs/formats.md)") from None
         return cls(int(n_ang), int(n_pos), (int(h), int(w)), int(probe[0]) if len(probe) == 3 else 1, vshape,
                    angles)
