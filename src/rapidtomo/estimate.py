@@ -20,13 +20,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from .device import pick_device
 from .errors import UserError
 
 MEMORY_LIMIT_ENV = "RAPIDTOMO_MEMORY_LIMIT"
@@ -82,7 +83,6 @@ class Estimate:
     basis: str  # how the time was estimated
     fix: str  # what to change when it does not fit
     processes: int = 1  # processes that each hold `peak_bytes` (workers, torchrun ranks)
-    notes: list[str] = field(default_factory=list)
 
     @property
     def peak_bytes(self) -> float:
@@ -95,15 +95,15 @@ class Estimate:
         return self.peak_bytes * self.processes
 
     def text(self) -> str:
-        """The estimate in a few lines (what ``--dry-run`` prints)."""
+        """The estimate in one line (what every stage and ``--dry-run`` print)."""
         parts = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in self.parts.items())
         per = f" per process × {self.processes}" if self.processes > 1 else ""
-        lines = [f"[{self.stage}] estimate: peak {fmt_bytes(self.peak_bytes)}{per} ({parts}); "
-                 f"time ~{fmt_seconds(self.seconds)} ({self.basis})"]
-        return "\n".join(lines + [f"[{self.stage}]   note: {n}" for n in self.notes])
+        return (f"[{self.stage}] estimate: peak {fmt_bytes(self.peak_bytes)}{per} ({parts}); "
+                f"time ~{fmt_seconds(self.seconds)} ({self.basis})")
 
 
 def fmt_bytes(n: float) -> str:
+    """``n`` bytes in GB, MB, kB or B (decimal units, 3 significant digits)."""
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
@@ -111,6 +111,7 @@ def fmt_bytes(n: float) -> str:
 
 
 def fmt_seconds(s: float) -> str:
+    """``s`` seconds in h, min or s (2 significant digits)."""
     if s >= 3600:
         return f"{s / 3600:.2g} h"
     if s >= 60:
@@ -172,7 +173,8 @@ def _best_of(fn, repeats: int = 2) -> float:
 
 def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, grad: bool,
                        dtype: torch.dtype = torch.float32, device="cpu", n: int = 8) -> float:
-    """Measured seconds per pattern of the torch multislice model (forward, or forward + backward)."""
+    """Measured seconds per pattern of the torch multislice model (forward, or forward + backward),
+    on ``n`` patterns at once on ``device``."""
     from .physics.multislice import Multislice, far_field_intensity
     h, w = window
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -188,6 +190,8 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
             out = far_field_intensity(ms.exit_waves(torch.polar(torch.ones_like(p), -p), pos)).sum()
             if grad:
                 out.backward()
+        if phase.device.type == "cuda":
+            torch.cuda.synchronize(phase.device)
     return _best_of(run) / n
 
 
@@ -253,8 +257,9 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     }
     dtype = torch.float64 if settings.precision == "float64" else torch.float32
     n = min(batch, 64)  # per-call overheads dominate tiny batches
-    t_grad = multislice_seconds(scan.n_modes, (h, w), L, True, dtype, n=n)
-    t_fwd = multislice_seconds(scan.n_modes, (h, w), L, False, dtype, n=n)
+    device = pick_device(settings.device)
+    t_grad = multislice_seconds(scan.n_modes, (h, w), L, True, dtype, device, n=n)
+    t_fwd = multislice_seconds(scan.n_modes, (h, w), L, False, dtype, device, n=n)
     patterns = share * scan.n_pos
     evals = settings.iterations * (t_grad + 3 * t_fwd) + t_fwd
     seconds = evals * patterns
@@ -302,7 +307,7 @@ def estimate_simulate(settings) -> Estimate:
     parts = {"process": PROCESS_BYTES, "phantom": 2 * 4 * math.prod(settings.shape),
              "scans": nominal.scan_bytes + reduced.scan_bytes,
              "forward model (one angle)": 2.5e8 + 16 * nominal.n_pos * n * n}
-    t = multislice_seconds(settings.n_modes, (n, n), settings.n_slabs, False)
+    t = multislice_seconds(settings.n_modes, (n, n), settings.n_slabs, False, device=pick_device(settings.device))
     patterns = (nominal.n_angles + reduced.n_angles) * nominal.n_pos
     seconds = t * patterns
     basis = f"calibrated here: {1 / t:.3g} patterns/s (torch, no gradient), {patterns} patterns"
@@ -332,7 +337,8 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
              "projections and volume": 4 * (scan.n_angles * Y * W + 3 * Z * Y * X)}
     if workers > 1:  # the parent holds the scan; each worker an angle
         parts["scan (parent)"] = scan.scan_bytes / workers
-    t = multislice_seconds(scan.n_modes, (h, w), S, True, n=min(settings.batch_size, 64))
+    t = multislice_seconds(scan.n_modes, (h, w), S, True, device=pick_device(settings.device),
+                           n=min(settings.batch_size, 64))
     probe = settings.probe_angles * settings.probe_epochs if settings.refine_probe else 0
     patterns = (scan.n_angles * settings.epochs + probe) * scan.n_pos
     seconds = t * patterns / workers
@@ -392,7 +398,6 @@ def pipeline_estimates(ctx) -> Iterator[Estimate]:
     (a :class:`rapidtomo.pipeline.Context`), from its settings and input files alone: scans not
     yet simulated are sized from ``[simulate]``, volumes not yet made from the scans' grid. A
     generator: each stage is estimated (and calibrated) only when the previous one is taken."""
-    from .device import pick_device
     from .distributed import env_world
     from .io import open_volume
     from .nn import build_network
