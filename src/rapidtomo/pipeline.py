@@ -396,8 +396,15 @@ def build_stages(ctx: Context) -> list[Stage]:
 
 
 def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, seed: int | None = None,
-                 force: bool = False, log=print) -> list[dict[str, Any]]:
-    """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved)."""
+                 force: bool = False, log=print, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved).
+
+    ``dry_run``: print every stage's memory and time estimate (:mod:`rapidtomo.estimate`), stop
+    with a :class:`UserError` if one would not fit, and return ``[]`` without writing anything."""
+    from .distributed import env_world
+    if env_world() > 1:
+        raise UserError("the pipeline runs in one process; run `rapidtomo approximant` and `rapidtomo train` "
+                        "under torchrun as separate commands (docs/user-guide.md section 6)")
     run_dir = Path(run_dir)
     config, pipe = load_pipeline_config(config_path)
     if seed is not None:
@@ -408,6 +415,11 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
             raise UserError(f"{config_path}: [pipeline] {key}: file {value} not found")
     ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path))
     check_patch_fits(ctx, config_path)
+    if dry_run:
+        from .estimate import pipeline_estimates, preflight
+        for est in pipeline_estimates(ctx):
+            preflight(est)
+        return []
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = run_stages(ctx, build_stages(ctx), force=force, log=log)
     with atomic_path(run_dir / rundir.TIMINGS) as tmp:

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import rundir
+from . import estimate, rundir
+from .distributed import env_rank, env_world
 from .errors import UserError
 from .io import read_scan, read_volume, write_scan, write_volume
 from .runinfo import Timer, provenance, write_run_info
@@ -27,11 +28,19 @@ def info_path(out: str | Path) -> Path:
     return Path(out).with_suffix(".json")
 
 
-def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None = None) -> dict[str, Any]:
+def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None = None,
+                 dry_run: bool = False) -> dict[str, Any]:
     """Simulate ``phantom.h5``, ``scan_nominal.h5`` and ``scan_reduced.h5`` (and ``simulate.json``) in
     ``out_dir``, from :class:`~rapidtomo.simulate.SimulateSettings`; the phantom is the volume file
-    ``phantom_path`` if given, else a synthetic IC. Every file carries the settings as provenance."""
+    ``phantom_path`` if given, else a synthetic IC. Every file carries the settings as provenance.
+
+    Every stage function first prints its memory and time estimate (:mod:`rapidtomo.estimate`)
+    and stops with a :class:`UserError` if it would not fit; ``dry_run`` returns
+    ``{"estimate": ...}`` then, before reading or writing anything else."""
     from .simulate import simulate
+    est = estimate.preflight(estimate.estimate_simulate(estimate.with_phantom_shape(settings, phantom_path)))
+    if dry_run:
+        return {"estimate": est}
     out_dir = Path(out_dir)
     timer = Timer()
     phantom = read_volume(phantom_path) if phantom_path else None
@@ -57,13 +66,19 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
 
 
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
-                 cache_path: str | Path | None = None) -> dict[str, Any]:
+                 cache_path: str | Path | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
     ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
 
     ``stage`` (``golden`` or ``baseline``) names the sidecar's stage; per-angle projections are
     cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes."""
-    from .recon.two_step import two_step
+    from .device import pick_device
+    from .recon.two_step import n_workers, two_step
+    workers = n_workers(settings, pick_device(settings.device))
+    est = estimate.preflight(estimate.estimate_two_step(estimate.ScanShape.from_file(scan_path), settings, stage,
+                                                        workers))
+    if dry_run:
+        return {"estimate": est}
     out = Path(out)
     timer = Timer()
     with timer("read"):
@@ -100,10 +115,15 @@ def depth_of_field_note(scan, n_slices: int) -> str | None:
             f"{dof_m * 1e6:.3g} µm (2·dx²/λ); use n_slices >= {int(need)}")
 
 
-def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
+def run_approximant(scan_path: str | Path, out: str | Path, settings, dry_run: bool = False) -> dict[str, Any]:
     """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
-    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history."""
+    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history. Under
+    torchrun the processes split the angles and rank 0 alone writes."""
     from .recon.approximant import approximant
+    est = estimate.preflight(estimate.estimate_approximant(estimate.ScanShape.from_file(scan_path), settings,
+                                                           env_world()))
+    if dry_run:
+        return {"estimate": est}
     timer = Timer()
     with timer("read"):
         scan = read_scan(scan_path)
@@ -112,24 +132,31 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[st
             vol = approximant(scan, settings)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
-    vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
-    vol.attrs["geometry"] = json.dumps(scan_geometry(scan, settings))
-    with timer("write"):
-        write_volume(out, vol)
     hist = vol.attrs["loss_history"]
-    write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
-                   {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
-                    "sources": [str(scan_path)]})
+    if env_rank() == 0:  # under torchrun every process has the volume; one writes it
+        vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+        vol.attrs["geometry"] = json.dumps(scan_geometry(scan, settings))
+        with timer("write"):
+            write_volume(out, vol)
+        write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
+                       {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
+                        "world_size": vol.attrs["world_size"], "sources": [str(scan_path)]})
     return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds}
 
 
 def run_train(approximant_path: str | Path, target_path: str | Path, out: str | Path, settings,
-              resume: bool = False) -> dict[str, Any]:
+              resume: bool = False, dry_run: bool = False) -> dict[str, Any]:
     """Train the network on the volume files ``approximant_path`` → ``target_path`` and write the
     model file ``out`` (checkpoint, log and loss curve beside it, by :func:`rapidtomo.train.train`),
     from :class:`~rapidtomo.train.TrainSettings`. Under torchrun only rank 0 writes the sidecar.
     Returns :func:`~rapidtomo.train.train`'s result with the read time added to its timings."""
+    from .io import open_volume
     from .train import train
+    with open_volume(approximant_path) as a, open_volume(target_path) as g:
+        shapes = (a.shape, g.shape)
+    est = estimate.preflight(estimate.estimate_train(*shapes, settings, env_world()))
+    if dry_run:
+        return {"estimate": est}
     timer = Timer()
     with timer("read"):
         approx, target = read_volume(approximant_path), read_volume(target_path)
@@ -146,7 +173,8 @@ def run_train(approximant_path: str | Path, target_path: str | Path, out: str | 
     return result
 
 
-def run_predict(model_path: str | Path, approximant_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
+def run_predict(model_path: str | Path, approximant_path: str | Path, out: str | Path, settings,
+                dry_run: bool = False) -> dict[str, Any]:
     """Apply a trained model to an approximant file and write the prediction and its sidecar.
 
     Parameters
@@ -160,6 +188,9 @@ def run_predict(model_path: str | Path, approximant_path: str | Path, out: str |
         (:func:`rapidtomo.infer.predict_file`, neither volume need fit in memory) to a temporary
         file or folder renamed when complete; ``OUT.json`` gets the settings and timings.
     settings : rapidtomo.infer.PredictSettings
+    dry_run : bool
+        Print the estimate (:mod:`rapidtomo.estimate`) and return ``{"estimate": ...}`` without
+        writing anything.
 
     Returns
     -------
@@ -174,6 +205,15 @@ def run_predict(model_path: str | Path, approximant_path: str | Path, out: str |
     """
     from .infer import predict_file
     check_model_fits(model_path, approximant_path)
+    from .io import open_volume
+    from .nn import load_model
+    m = load_model(model_path)
+    with open_volume(approximant_path) as a:
+        shape = a.shape
+    out_z = settings.z_slices or int(m.training.get("target_z") or shape[0])
+    est = estimate.preflight(estimate.estimate_predict(m.network, settings.window or m.patch, shape, out_z, settings))
+    if dry_run:
+        return {"estimate": est}
     timer = Timer()
     with timer("predict"):
         summary = predict_file(model_path, approximant_path, out, settings)

@@ -5,9 +5,10 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
-HELP = "reconstruct the approximant (a few multislice gradient steps, 2x coarser in x and y)"
+HELP = "reconstruct the approximant (a few multislice gradient steps, 2x coarser in x and y); under " \
+       "torchrun the angles are split over the processes"
 
 
 def _settings_class():
@@ -21,13 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "and timings go to OUT with suffix .json")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [approximant])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_dry_run_argument(p)
 
 
 def run(args) -> int:
+    from ..distributed import env_rank
     from ..stages import run_approximant
     cls = _settings_class()
     settings = build_settings(cls, "approximant", args.config, settings_overrides(args, cls.model_fields))
-    r = run_approximant(args.scan, args.out, settings)
+    r = run_approximant(args.scan, args.out, settings, dry_run=args.dry_run)
+    if args.dry_run or env_rank() != 0:
+        return 0
     hist = r["loss_history"]
     print(f"wrote {args.out} {r['shape']}: loss {hist[0]:.4g} → {hist[-1]:.4g} in {settings.iterations} "
           f"iterations, {r['timings']['approximant']:.1f} s")

@@ -78,6 +78,12 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
         parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"), **kw)
 
 
+def add_dry_run_argument(parser: argparse.ArgumentParser) -> None:
+    """``--dry-run``: print the stage's memory and time estimate (rapidtomo.estimate) and exit."""
+    parser.add_argument("--dry-run", action="store_true", help="print the memory and time estimate and exit "
+                        "(0 if it fits the memory available, 2 if not) without writing anything")
+
+
 def settings_overrides(args: argparse.Namespace, fields: Iterable[str]) -> dict[str, Any]:
     """The given flags among ``fields`` as ``{field: value}`` (flags not given are absent)."""
     return {name: getattr(args, name) for name in fields if hasattr(args, name)}

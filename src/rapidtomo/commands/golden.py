@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "two-step golden standard: per-angle ptychography, phase projections, SART (10 sweeps)"
 SECTION = "golden"
@@ -23,13 +23,16 @@ def add_arguments(p: argparse.ArgumentParser, section: str = SECTION, defaults: 
                    "settings and timings, OUT.cache.h5 the per-angle cache")
     p.add_argument("--config", type=Path, help=f"TOML/YAML settings file (section [{section}])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, defaults=defaults)
+    add_dry_run_argument(p)
 
 
 def run(args, section: str = SECTION, defaults: dict = DEFAULTS) -> int:
     from ..stages import run_two_step
     cls = _settings_class()
     settings = build_settings(cls, section, args.config, settings_overrides(args, cls.model_fields), defaults)
-    r = run_two_step(args.scan, args.out, settings, stage=section)
+    r = run_two_step(args.scan, args.out, settings, stage=section, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     print(f"wrote {args.out} {r['shape']} ({settings.method.upper()}, {r['n_angles']} angles) in "
           f"{r['timings']['two_step']:.1f} s")
     return 0

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .. import rundir
-from .flags import add_settings_arguments
+from .flags import add_dry_run_argument, add_settings_arguments
 
 HELP = "run every stage (simulate or your scans → golden → baselines → approximant → train → predict → " \
        "evaluate → report) in RUN_DIR, skipping unchanged stages"
@@ -18,6 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "[approximant], [train], [predict] sections; see rapidtomo/presets/demo.toml")
     add_pipeline_arguments(p)
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
+    add_dry_run_argument(p)
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,6 +46,9 @@ def finish(run_dir: Path, rows) -> None:
 
 def run(args) -> int:
     from ..pipeline import run_pipeline
-    rows = run_pipeline(args.run_dir, args.config, seed=getattr(args, "seed", None), force=args.force)
+    rows = run_pipeline(args.run_dir, args.config, seed=getattr(args, "seed", None), force=args.force,
+                        dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     finish(args.run_dir, rows)
     return 0

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "predict the golden-standard-quality volume from an approximant with a trained model"
 
@@ -22,13 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "settings and timings go to OUT with suffix .json")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [predict])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_dry_run_argument(p)
 
 
 def run(args) -> int:
     from ..stages import run_predict
     cls = _settings_class()
     settings = build_settings(cls, "predict", args.config, settings_overrides(args, cls.model_fields))
-    r = run_predict(args.model, args.approximant, args.out, settings)
+    r = run_predict(args.model, args.approximant, args.out, settings, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     print(f"wrote {args.out} {tuple(r['output_shape'])} in {r['timings']['predict']:.1f} s "
           f"({r['output_voxels_per_s']:.3g} output voxels/s)")
     return 0

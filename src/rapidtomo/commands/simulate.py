@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..config import build_settings, preset
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "simulate a phantom (synthetic IC or your volume) and its nominal and reduced-angle scans"
 NAMES = {"theta_max_deg": "--theta-max", "theta_max_nominal_deg": "--theta-max-nominal"}
@@ -27,6 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phantom", type=Path, help="simulate this volume file (phase per voxel) instead of a synthetic IC")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, names=NAMES,
                            metavars={"shape": ("Z", "Y", "X")})
+    add_dry_run_argument(p)
 
 
 def settings_from_args(args):
@@ -38,7 +39,9 @@ def settings_from_args(args):
 def run(args) -> int:
     from ..stages import run_simulate
     settings = settings_from_args(args)
-    r = run_simulate(settings, args.out, args.phantom)
+    r = run_simulate(settings, args.out, args.phantom, dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     print(f"wrote {args.out}/phantom.h5 {r['phantom_shape']}, scan_nominal.h5 {r['nominal_shape']}, "
           f"scan_reduced.h5 {r['reduced_shape']} in {r['timings']['simulate']:.1f} s")
     print(json.dumps({k: round(v, 2) for k, v in r["timings"].items()}))

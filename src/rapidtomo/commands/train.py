@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_settings_arguments, settings_overrides
+from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "train the network: approximant → golden standard (2x finer in y, x); writes a model file"
 
@@ -25,14 +25,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [train])")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint beside MODEL")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_dry_run_argument(p)
 
 
 def run(args) -> int:
     from ..stages import run_train
     cls = _settings_class()
     settings = build_settings(cls, "train", args.config, settings_overrides(args, cls.model_fields))
-    result = run_train(args.approximant, args.target, args.out, settings, resume=args.resume)
-    if int(os.environ.get("RANK", "0")) != 0:
+    result = run_train(args.approximant, args.target, args.out, settings, resume=args.resume, dry_run=args.dry_run)
+    if args.dry_run or int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = result["history"][-1] if result["history"] else {}
     print(f"wrote {args.out}: {len(result['history'])} epochs, {result['steps']} steps, train NPCC "

@@ -11,8 +11,15 @@ central half of the measured patterns:
     L(φ) = 1/(2·Nθ·Nj) · Σ_θ Σ_j ‖ Σ_m |u_θ,j,m|² − g_θ,j ‖²                      (Eq. 3)
 
 The gradient (Eq. 4–8) comes from autograd, accumulated over batches of positions so memory stays
-bounded. Step size ("gd"): along −∇L, a trial step that changes the phase of the most sensitive
-voxel by ``trial_phase_rad``, then the minimum of the parabola through L(0), L'(0) and the trial,
+bounded, and summed over angles in float64. Under torchrun the angles are split into contiguous
+blocks over the processes (:mod:`rapidtomo.distributed`); each sums its block's loss and gradient
+and one ``all_reduce`` per evaluation adds them, so every process takes the same steps. The float64
+sum of a few float32 terms is exact unless they differ by ~2^29 in size, so its order hardly matters:
+2 processes gave the one-process volume bit for bit (docs/user-guide.md, "Running on several
+processes/machines").
+
+Step size ("gd"): along −∇L, a trial step that changes the phase of the most sensitive voxel by
+``trial_phase_rad``, then the minimum of the parabola through L(0), L'(0) and the trial,
 accepted if it lowers the loss, else halved (backtracking). No per-data-set tuning: the trial is
 in radians and the parabola adapts to the photon count. "adam" takes Adam steps of ``lr_rad``.
 """
@@ -28,6 +35,7 @@ from pydantic import Field
 
 from ..config import Settings
 from ..device import pick_device
+from ..distributed import Processes, processes
 from ..io import ScanData, Volume
 from ..physics.geometry import beam_grid
 from ..physics.multislice import default_batch, far_field_intensity
@@ -57,11 +65,14 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclasses.dataclass
 class CoarseProblem:
-    """Everything the loss needs, on the coarse grid: data, windows and the operator of each angle."""
+    """Everything the loss needs, on the coarse grid: data, windows and the operator of each of
+    this process's angles, the scan's angle count and the processes that share the sum."""
 
-    data: torch.Tensor  # (n_angles, N, h/2, w/2) real
-    top_left: torch.Tensor  # (n_angles, N, 2) long
-    operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle
+    data: torch.Tensor  # (this process's angles, N, h/2, w/2) real
+    top_left: torch.Tensor  # (this process's angles, N, 2) long
+    operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle of this process
+    n_angles: int  # Nθ of Eq. 3: the scan's angles, over all processes
+    procs: Processes = dataclasses.field(default_factory=Processes)
 
 
 def coarse_shape(volume_shape, n_slabs: int) -> tuple[int, int, int]:
@@ -75,33 +86,41 @@ def coarse_voxel(volume_shape, voxel_size_m, n_slabs: int) -> tuple[float, float
     return (Z * dz / n_slabs, 2 * dy, 2 * dx)
 
 
-def build_problem(scan: ScanData, settings: ApproximantSettings, device) -> CoarseProblem:
-    """Reduce the scan to the coarse grid: central half of the patterns, probe, positions."""
+def build_problem(scan: ScanData, settings: ApproximantSettings, device,
+                  procs: Processes = Processes()) -> CoarseProblem:
+    """Reduce the scan to the coarse grid: central half of the patterns, probe, positions; only
+    the angles of ``procs.share`` (all of them in one process) are kept."""
     h, w = scan.intensities.shape[-2:]
     if h % 2 or w % 2:
         raise ValueError(f"pattern size {h}x{w} must be even to keep the central half")
+    if procs.world > scan.n_angles:
+        raise ValueError(f"{procs.world} processes for {scan.n_angles} angles: run at most {scan.n_angles}")
+    mine = procs.share(scan.n_angles)
     window = (h // 2, w // 2)
     shape = coarse_shape(scan.volume_shape, settings.n_slabs)
     grid = beam_grid(shape, coarse_voxel(scan.volume_shape, scan.voxel_size_m, settings.n_slabs), window,
                      settings.n_slabs)
     grid = grid.covering(scan.positions_m, window)
-    top_left = grid.top_left(scan.positions_m, window)
+    top_left = grid.top_left(scan.positions_m, window)[mine.start:mine.stop]
     real = _DTYPES[settings.precision]
-    data = torch.as_tensor(np.ascontiguousarray(crop_patterns_center(scan.intensities))).to(device, real)
+    patterns = crop_patterns_center(scan.intensities[mine.start:mine.stop])
+    data = torch.as_tensor(np.ascontiguousarray(patterns)).to(device, real)
     op = PtychoTomoOperator(grid, downsample_probe(scan.probe), scan.wavelength_m, device=device, dtype=real)
     return CoarseProblem(data, torch.as_tensor(top_left, device=device),
-                         [op.at(a) for a in np.deg2rad(scan.angles_deg)])
+                         [op.at(a) for a in np.deg2rad(scan.angles_deg[mine.start:mine.stop])],
+                         int(scan.n_angles), procs)
 
 
 def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad: bool = True,
                   show: bool = False) -> tuple[float, torch.Tensor | None]:
-    """Eq. 3 at φ ``(n_slabs, Yc, Xc)`` and, if asked, its gradient (same shape), batched over positions."""
+    """Eq. 3 at φ ``(n_slabs, Yc, Xc)`` and, if asked, its gradient (same shape and dtype), batched
+    over positions; summed in float64 over this process's angles, then over the processes."""
     n_ang, n_pos = prob.data.shape[:2]
-    norm = 1.0 / (2 * n_ang * n_pos)
+    norm = 1.0 / (2 * prob.n_angles * n_pos)
     total = 0.0
-    grad = torch.zeros_like(phi) if with_grad else None
+    grad = torch.zeros_like(phi, dtype=torch.float64) if with_grad else None
     angles = range(n_ang)
-    if show:
+    if show and prob.procs.root:
         angles = progress(angles, desc="  angles", total=n_ang, unit="angle", leave=False)
     for a in angles:
         with torch.set_grad_enabled(with_grad):
@@ -119,7 +138,13 @@ def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad:
             if with_grad:
                 slabs.backward(leaf.grad)
                 grad += p.grad
-    return total, grad
+    if prob.procs.world == 1:
+        return total, None if grad is None else grad.to(phi.dtype)
+    parts = [torch.tensor([total], dtype=torch.float64, device=phi.device)]
+    if with_grad:
+        parts.append(grad.reshape(-1))
+    flat = prob.procs.sum(torch.cat(parts))
+    return float(flat[0]), flat[1:].reshape(phi.shape).to(phi.dtype) if with_grad else None
 
 
 def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> Volume:
@@ -128,18 +153,30 @@ def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> 
     Returns a :class:`Volume` ``(output_slices, Y/2, X/2)`` of phase per voxel (rad) with voxel
     sizes ``(Z·dz/output_slices, 2·dy, 2·dx)``; attrs hold the coarse volume's slab count, the
     loss per iteration (``loss_history``, index 0 = before the first step) and timings.
+
+    Under torchrun every process calls this with the same scan and settings, computes its block
+    of angles and returns the same volume (``attrs["world_size"]`` processes); the caller writes
+    it from rank 0 only.
     """
     settings = settings or ApproximantSettings()
-    device = pick_device(settings.device)
+    with processes(pick_device(settings.device)) as (procs, device):
+        return _approximant(scan, settings, procs, device)
+
+
+def _approximant(scan: ScanData, settings: ApproximantSettings, procs: Processes, device) -> Volume:
+    """:func:`approximant` on this process's share of the angles, on ``device``."""
     t0 = time.perf_counter()
-    prob = build_problem(scan, settings, device)
+    prob = build_problem(scan, settings, device, procs)
     probe = prob.operators[0].multislice.probe
     batch = settings.batch_size or default_batch(probe.shape[0], probe.shape[-2:], settings.n_slabs)
     phi = torch.zeros(coarse_shape(scan.volume_shape, settings.n_slabs), dtype=prob.data.dtype, device=device)
     history, step_sizes = [], []
     adam = torch.optim.Adam([phi.requires_grad_()], lr=settings.lr_rad) if settings.optimizer == "adam" else None
     step = None
-    for _ in progress(range(settings.iterations), desc="approximant", total=settings.iterations, unit="iter"):
+    iterations = range(settings.iterations)
+    if procs.root:
+        iterations = progress(iterations, desc="approximant", total=settings.iterations, unit="iter")
+    for _ in iterations:
         loss, grad = loss_and_grad(phi, prob, batch, show=True)
         history.append(loss)
         if adam is not None:
@@ -161,7 +198,7 @@ def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> 
     attrs = {"quantity": "phase_rad_per_voxel", "stage": "approximant", "n_slabs": settings.n_slabs,
              "iterations": settings.iterations, "loss_history": [float(v) for v in history],
              "step_sizes": [float(s) for s in step_sizes], "seconds": elapsed, "n_angles": int(scan.n_angles),
-             "settings": settings.to_dict()}
+             "world_size": procs.world, "settings": settings.to_dict()}
     return Volume(dilate_z(coarse, n_out), (dz, dyc, dxc), attrs)
 
 
