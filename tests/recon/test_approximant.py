@@ -21,8 +21,13 @@ def block_phantom(seed):
 
 
 def reduced_scan(phantom, n_angles, photons=0.0):
+    """The simulated reduced scan with the true probe as ``probe``: the approximant gets the probe
+    an experiment has after ptychography (the golden standard's retrieved one); a unit test of the
+    approximant gives it the true probe, not the simulator's deliberately wrong guess."""
     s = SimulateSettings(shape=phantom.shape, n_nominal=1, n_reduced=n_angles, photons=photons, n_modes=2)
-    return simulate(s, phantom)[2]
+    scan = simulate(s, phantom)[2]
+    scan.probe = scan.true_probe
+    return scan
 
 
 def truth_on_coarse_grid(v):
