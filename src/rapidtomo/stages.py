@@ -8,6 +8,7 @@ field) for bad input, writes every file atomically, and returns a summary dict f
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -85,17 +86,22 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
 
 def depth_of_field_note(scan, n_slices: int) -> str | None:
     """A warning when the per-angle ptychography's slices are thicker than the depth of field
-    2·dx²/λ (docs/reconstruction.md): the beam-grid depth / ``n_slices`` must not exceed it."""
+    2·dx²/λ (docs/reconstruction.md). The slices are the operator's: at each of the scan's angles
+    θ the sample's extent along the beam split into ``n_slices``
+    (:meth:`~rapidtomo.physics.geometry.BeamGrid.slab_thickness_m`, m); the thickest one counts."""
+    import numpy as np
+
     from .physics.geometry import beam_grid
     h, w = scan.intensities.shape[-2:]
     grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), n_slices)
-    slice_m = grid.n_beam * grid.beam_step_m / n_slices
+    extent_m = max(grid.extent_m(float(t)) for t in np.deg2rad(np.atleast_1d(scan.angles_deg)))
+    slice_m = extent_m / n_slices
     dof_m = 2 * scan.voxel_size_m[2] ** 2 / scan.wavelength_m
     if slice_m <= dof_m:
         return None
-    need = -(-grid.n_beam * grid.beam_step_m // dof_m)
-    return (f"n_slices = {n_slices} gives {slice_m * 1e6:.3g} µm slices, thicker than the depth of field "
-            f"{dof_m * 1e6:.3g} µm (2·dx²/λ); use n_slices >= {int(need)}")
+    return (f"n_slices = {n_slices} gives slices up to {slice_m * 1e6:.3g} µm thick (the sample's "
+            f"{extent_m * 1e6:.3g} µm along the beam), thicker than the depth of field {dof_m * 1e6:.3g} µm "
+            f"(2·dx²/λ); use n_slices >= {math.ceil(extent_m / dof_m)}")
 
 
 def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
