@@ -84,6 +84,9 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
     for ref in ("vs_golden", "vs_truth"):
         assert set(metrics[ref]) == {"rapid", "approximant", "fbp", "sart"}
         assert set(metrics[ref]["rapid"]) >= {"pcc", "ms_ssim", "ber", "dice"}
+    # the approximant used the probe that the golden standard retrieved (as in the paper)
+    from rapidtomo.io import read_volume
+    assert read_volume(run / "approximant.h5").attrs["probe_source"] == f"{run / 'golden_probe.h5'}:/probe"
     capsys.readouterr()
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
@@ -137,3 +140,34 @@ def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{cfg}: [pipeline]: scan_reduced needs scan_nominal" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monkeypatch):
+    """The golden stage writes golden_probe.h5 and the approximant stage depends on it and reads
+    it; with a golden standard made elsewhere the reduced scan's /entry/probe is used, and logged."""
+    from rapidtomo import pipeline, rundir
+    calls = {}
+
+    def approximant(scan, out, settings, probe_path=None):
+        calls["approximant"] = probe_path
+        return {"loss_history": [], "probe_source": f"{probe_path}:/probe"}
+    monkeypatch.setattr(pipeline, "run_two_step", lambda *a, **kw: calls.setdefault("golden", kw))
+    monkeypatch.setattr(pipeline, "run_approximant", approximant)
+    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None})
+    stages = {st.name: st for st in pipeline.build_stages(ctx)}
+    assert rundir.GOLDEN_PROBE in stages["golden"].outputs and rundir.GOLDEN_PROBE in stages["approximant"].inputs
+    stages["golden"].run(ctx)
+    stages["approximant"].run(ctx)
+    assert calls["golden"]["probe_path"] == calls["approximant"] == tmp_path / rundir.GOLDEN_PROBE
+
+    golden = tmp_path / "mine.h5"
+    golden.write_text("")
+    logged = []
+    calls.clear()
+    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None}, logged.append)
+    stages = {st.name: st for st in pipeline.build_stages(ctx)}
+    assert "golden" not in stages and rundir.GOLDEN_PROBE not in stages["approximant"].inputs
+    stages["approximant"].run(ctx)
+    assert calls["approximant"] is None
+    assert len(logged) == 1 and f"golden standard {golden} was made elsewhere" in logged[0]
+    assert f"reduced scan's /entry/probe ({tmp_path / rundir.SCAN_REDUCED})" in logged[0]

@@ -64,6 +64,7 @@ class Context:
     config: dict[str, Any]
     pipeline: PipelineSettings
     settings: dict[str, Settings] = field(default_factory=dict)
+    log: Callable[[str], None] = print  # the run's messages (the pipeline's log)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
@@ -225,7 +226,8 @@ def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
 
 def _golden(ctx: Context) -> dict:
     nominal, _ = scan_paths(ctx)
-    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE))
+    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE),
+                 probe_path=ctx.path(rundir.GOLDEN_PROBE))
     return {}
 
 
@@ -238,10 +240,20 @@ def _baseline(method: str):
     return run
 
 
+def approximant_probe(ctx: Context) -> Path | None:
+    """The probe file of the approximant: the golden stage's retrieved probe (as in the paper), or
+    None with a golden standard made elsewhere (then the reduced scan's own ``/entry/probe``)."""
+    return None if ctx.pipeline.golden else ctx.path(rundir.GOLDEN_PROBE)
+
+
 def _approximant(ctx: Context) -> dict:
     _, reduced = scan_paths(ctx)
-    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"])
-    return {"loss_history": r["loss_history"]}
+    probe = approximant_probe(ctx)
+    if probe is None:
+        ctx.log(f"[approximant] the golden standard {ctx.pipeline.golden} was made elsewhere, so no retrieved "
+                f"probe: using the reduced scan's /entry/probe ({reduced}) as exact")
+    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"], probe_path=probe)
+    return {"loss_history": r["loss_history"], "probe_source": r["probe_source"]}
 
 
 def _train(ctx: Context) -> dict:
@@ -308,12 +320,13 @@ def build_stages(ctx: Context) -> list[Stage]:
                             [p.phantom] if p.phantom else []))
     scans = [] if user_scans else [rundir.SCAN_NOMINAL, rundir.SCAN_REDUCED]
     if not p.golden:
-        stages.append(Stage("golden", scans, [rundir.GOLDEN], {**sec("golden")}, _golden,
+        stages.append(Stage("golden", scans, [rundir.GOLDEN, rundir.GOLDEN_PROBE], {**sec("golden")}, _golden,
                             [str(nominal)] if user_scans else []))
     for m in p.baselines:
         stages.append(Stage(m, scans, [rundir.baseline(m)], {**sec("golden"), **sec("baseline"), "method": m},
                             _baseline(m), [str(reduced)] if user_scans else []))
-    stages.append(Stage("approximant", scans, [rundir.APPROXIMANT], sec("approximant"), _approximant,
+    probe_in = [] if p.golden else [rundir.GOLDEN_PROBE]
+    stages.append(Stage("approximant", scans + probe_in, [rundir.APPROXIMANT], sec("approximant"), _approximant,
                         [str(reduced)] if user_scans else []))
     golden_in = [] if p.golden else [rundir.GOLDEN]
     stages.append(Stage("train", [rundir.APPROXIMANT] + golden_in, [rundir.MODEL], {**sec("train"), "seed": p.seed},
@@ -337,7 +350,7 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
         value = getattr(pipe, key)
         if value and not Path(value).exists():
             raise UserError(f"{config_path}: [pipeline] {key}: file {value} not found")
-    ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path))
+    ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path), log)
     check_patch_fits(ctx, config_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     rows = run_stages(ctx, build_stages(ctx), force=force, log=log)

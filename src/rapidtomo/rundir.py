@@ -10,6 +10,7 @@ SCAN_NOMINAL = "scan_nominal.h5"
 SCAN_REDUCED = "scan_reduced.h5"
 GOLDEN = "golden.h5"
 GOLDEN_CACHE = "golden.cache.h5"
+GOLDEN_PROBE = "golden_probe.h5"  # the probe the golden standard retrieved; the approximant uses it
 BASELINE_CACHE = "baseline.cache.h5"  # shared by the baselines: the per-angle ptychography does not depend on the method
 APPROXIMANT = "approximant.h5"
 MODEL = "model.pt"

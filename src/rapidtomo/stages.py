@@ -56,12 +56,14 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
 
 
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
-                 cache_path: str | Path | None = None) -> dict[str, Any]:
+                 cache_path: str | Path | None = None, probe_path: str | Path | None = None) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
     ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
 
     ``stage`` (``golden`` or ``baseline``) names the sidecar's stage; per-angle projections are
-    cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes."""
+    cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes. ``probe_path``,
+    if given, receives the probe used at every angle (retrieved from the scan's guess unless
+    ``refine_probe`` is off; HDF5 ``/probe``, docs/formats.md), for ``rapidtomo approximant --probe``."""
     from .recon.two_step import two_step
     out = Path(out)
     timer = Timer()
@@ -72,7 +74,8 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         log.warning(f"{scan_path}: {n}")
     try:
         with timer("two_step"):
-            vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"))
+            vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"),
+                           probe_path=probe_path)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
@@ -80,7 +83,8 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         write_volume(out, vol)
     timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], tomography=vol.attrs["seconds_tomography"])
     write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
-                   {"sources": [str(scan_path)], "notes": notes})
+                   {"sources": [str(scan_path)], "notes": notes,
+                    "probe_out": str(probe_path) if probe_path is not None else None})
     return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes}
 
 
@@ -104,26 +108,86 @@ def depth_of_field_note(scan, n_slices: int) -> str | None:
             f"(2·dx²/λ); use n_slices >= {math.ceil(extent_m / dof_m)}")
 
 
-def run_approximant(scan_path: str | Path, out: str | Path, settings) -> dict[str, Any]:
+def read_probe_file(path: str | Path, scan) -> tuple[Any, str]:
+    """The probe modes ``(M, h, w)`` complex64 in ``path`` for ``scan``, and the dataset read.
+
+    ``path`` is a retrieved-probe file (``/probe``, written by the golden standard: ``rapidtomo
+    golden``'s ``--probe-out``, ``golden_probe.h5`` in a run directory) or a scan file
+    (``/entry/probe``). The window must be the scan's patterns' ``(h, w)``, and the pixel (m) and
+    energy (keV) where the file records them must be the scan's (relative 1e-6).
+
+    Raises
+    ------
+    UserError
+        The file is missing or unreadable, holds neither dataset, or its probe does not fit the scan.
+    """
+    import h5py
+    import numpy as np
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: probe file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            name = "/probe" if "probe" in f else "/entry/probe" if "/entry/probe" in f else None
+            if name is None:
+                raise UserError(f"{path}: no /probe (retrieved probe) or /entry/probe (scan file) dataset")
+            probe = np.asarray(f[name][()])
+            if name == "/probe":
+                pixel_m, energy_kev = f[name].attrs.get("pixel_size_m"), f[name].attrs.get("energy_kev")
+            else:
+                vs = f.get("/entry/sample/voxel_size_m")
+                en = f.get("/entry/instrument/energy_kev")
+                pixel_m = None if vs is None else np.ravel(vs[()])[-1]
+                energy_kev = None if en is None else en[()]
+    except OSError:
+        raise UserError(f"{path}: not a readable HDF5 file") from None
+    if probe.ndim == 2:
+        probe = probe[None]
+    h, w = scan.intensities.shape[-2:]
+    if probe.ndim != 3 or probe.shape[-2:] != (h, w):
+        raise UserError(f"{path}: {name} has shape {probe.shape}, but the scan's patterns are {h}x{w} "
+                        f"(a probe (M, {h}, {w}) is needed)")
+    if not np.all(np.isfinite(probe)) or not np.any(probe):
+        raise UserError(f"{path}: {name} is zero or holds NaN/infinite values")
+    for field, value, want, unit in (("pixel_size_m", pixel_m, scan.voxel_size_m[2], "m"),
+                                     ("energy_kev", energy_kev, scan.energy_kev, "keV")):
+        if value is not None and abs(float(value) - want) > 1e-6 * want:
+            raise UserError(f"{path}: {name} {field} = {float(value):.6g} {unit}, but the scan's is {want:.6g} {unit}")
+    return probe.astype(np.complex64), name
+
+
+def run_approximant(scan_path: str | Path, out: str | Path, settings,
+                    probe_path: str | Path | None = None) -> dict[str, Any]:
     """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
-    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history."""
+    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history.
+
+    The probe is the one in ``probe_path`` (:func:`read_probe_file`: the golden standard's
+    retrieved probe, as in the paper, or a scan file's), else the scan's own ``/entry/probe``.
+    The volume's attribute ``probe_source`` (and the sidecar's) names it as ``FILE:DATASET``."""
     from .recon.approximant import approximant
     timer = Timer()
     with timer("read"):
         scan = read_scan(scan_path)
+        if probe_path is not None:
+            scan.probe, dataset = read_probe_file(probe_path, scan)
+            probe_source = f"{probe_path}:{dataset}"
+        else:
+            probe_source = f"{scan_path}:/entry/probe"
     try:
         with timer("approximant"):
             vol = approximant(scan, settings)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
-    vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+    sources = [str(scan_path)] + ([str(probe_path)] if probe_path is not None else [])
+    vol.attrs.update(provenance(settings.to_dict(), sources))
+    vol.attrs["probe_source"] = probe_source
     with timer("write"):
         write_volume(out, vol)
     hist = vol.attrs["loss_history"]
     write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
                    {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
-                    "sources": [str(scan_path)]})
-    return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds}
+                    "sources": sources, "probe_source": probe_source})
+    return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds, "probe_source": probe_source}
 
 
 def run_train(approximant_path: str | Path, target_path: str | Path, out: str | Path, settings,
