@@ -128,12 +128,16 @@ def stage_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def load_pipeline_config(config_path: str | Path | None) -> tuple[dict[str, Any], PipelineSettings]:
-    """The config file's sections (``{}`` without a file) and its validated ``[pipeline]`` section."""
+def load_pipeline_config(config_path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
+                         ) -> tuple[dict[str, Any], PipelineSettings]:
+    """The config file's sections (``{}`` without a file) with ``overrides`` (``{section: {key:
+    value}}``) applied over them, and the validated ``[pipeline]`` section."""
     config = load_config_file(config_path) if config_path else {}
     for name, value in config.items():
         if not isinstance(value, dict):
             raise UserError(f"{config_path}: {name} = ... outside a section; put it under [pipeline] or a stage")
+    for name, values in (overrides or {}).items():
+        config[name] = {**config.get(name, {}), **values}
     return config, settings_from(PipelineSettings, "pipeline", config.get("pipeline", {}), _source(config_path))
 
 
@@ -340,10 +344,14 @@ def build_stages(ctx: Context) -> list[Stage]:
 
 
 def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, seed: int | None = None,
-                 force: bool = False, log=print) -> list[dict[str, Any]]:
-    """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved)."""
+                 force: bool = False, log=print, overrides: dict[str, dict[str, Any]] | None = None
+                 ) -> list[dict[str, Any]]:
+    """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved).
+
+    ``overrides`` (``{section: {key: value}}``) replace the config file's values (``rapidtomo demo
+    --sample layout`` sets ``[pipeline] phantom``); ``pipeline_settings.json`` records the result."""
     run_dir = Path(run_dir)
-    config, pipe = load_pipeline_config(config_path)
+    config, pipe = load_pipeline_config(config_path, overrides)
     if seed is not None:
         pipe = pipe.model_copy(update={"seed": seed})
     for key in ("scan_nominal", "scan_reduced", "phantom", "golden"):

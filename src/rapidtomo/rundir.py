@@ -6,6 +6,7 @@ experiments read them.
 from __future__ import annotations
 
 PHANTOM = "phantom.h5"
+LAYOUT_SAMPLE = "layout_block.h5"  # rapidtomo demo --sample layout: the standard-cell block simulated as phantom.h5
 SCAN_NOMINAL = "scan_nominal.h5"
 SCAN_REDUCED = "scan_reduced.h5"
 GOLDEN = "golden.h5"

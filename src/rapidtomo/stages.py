@@ -55,6 +55,46 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
             "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
 
 
+def run_layout_block(settings, out: str | Path, seed: int, force: bool = False) -> dict[str, Any]:
+    """A sky130 standard-cell block (:func:`rapidtomo.phantom.layout.layout_block_phantom`) of the
+    simulation's ``shape`` (Z, Y, X), ``voxel_size_m`` (dy = dx, m) and ``energy_kev``, written to the
+    volume file ``out``; dz is the process stack's height over Z. An ``out`` made from the same
+    values is kept (unless ``force``), so that a pipeline simulating it is not rerun.
+
+    Raises
+    ------
+    UserError
+        gdstk (the ``layouts`` extra) is not installed.
+    """
+    import json
+
+    from .io import open_volume
+    out = Path(out)
+    request = {"shape": list(settings.shape), "voxel_size_m": settings.voxel_size_m,
+               "energy_kev": settings.energy_kev, "seed": seed}
+    if out.exists() and not force:
+        with open_volume(out) as v:
+            made = v.attrs.get("block_request")
+        if isinstance(made, str) and json.loads(made) == request:
+            return {"shape": tuple(settings.shape), "written": False}
+    try:
+        from .phantom.layout import layout_block_phantom
+    except ModuleNotFoundError as e:
+        if e.name == "gdstk":
+            raise UserError("a standard-cell block sample needs gdstk: pip install 'rapidtomo[layouts]'") from None
+        raise
+    timer = Timer()
+    with timer("render"):
+        vol = layout_block_phantom(tuple(settings.shape), settings.voxel_size_m, settings.energy_kev, seed=seed)
+    vol.attrs["block_request"] = request
+    vol.attrs.update(provenance(request, []))
+    with timer("write"):
+        write_volume(out, vol)
+    write_run_info(info_path(out), "layout_block", request, timer.seconds,
+                   {"shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m)})
+    return {"shape": vol.shape, "voxel_size_m": vol.voxel_size_m, "written": True, "timings": timer.seconds}
+
+
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
                  cache_path: str | Path | None = None, probe_path: str | Path | None = None) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
