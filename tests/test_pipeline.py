@@ -171,3 +171,16 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
     assert calls["approximant"] is None
     assert len(logged) == 1 and f"golden standard {golden} was made elsewhere" in logged[0]
     assert f"reduced scan's /entry/probe ({tmp_path / rundir.SCAN_REDUCED})" in logged[0]
+
+
+def test_the_saved_settings_hold_the_validated_pipeline_section(tmp_path, monkeypatch):
+    """pipeline_settings.json (read back by sweeps and ablations) has the run's seed from --seed,
+    not the config file's raw [pipeline] section, and every default filled in."""
+    from rapidtomo import pipeline
+    monkeypatch.setattr(pipeline, "run_stages", lambda ctx, stages, force=False, log=print: [])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[pipeline]\nseed = 1\n[train]\nepochs = 2\n")
+    pipeline.run_pipeline(tmp_path / "run", cfg, seed=7)
+    saved = json.loads((tmp_path / "run" / "pipeline_settings.json").read_text())
+    assert saved["pipeline"]["seed"] == 7 and saved["pipeline"]["baselines"] == ["fbp", "sart"]
+    assert saved["train"] == {"epochs": 2}

@@ -365,5 +365,5 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
     with atomic_path(run_dir / rundir.TIMINGS) as tmp:
         tmp.write_text(json.dumps({r["stage"]: r["seconds"] for r in rows}, indent=2))
     with atomic_path(run_dir / rundir.SETTINGS) as tmp:
-        tmp.write_text(json.dumps({"pipeline": pipe.to_dict(), **config}, indent=2, default=str))
+        tmp.write_text(json.dumps({**config, "pipeline": pipe.to_dict()}, indent=2, default=str))
     return rows
