@@ -106,7 +106,7 @@ def test_pipeline_refuses_a_train_patch_that_does_not_fit_before_any_work(tmp_pa
 def test_paper_preset_is_the_one_source_and_consistent():
     from rapidtomo.commands.simulate import settings_from_args
     from rapidtomo.config import preset_path
-    from rapidtomo.physics.geometry import beam_grid, object_pixel_size_m, wavelength_m
+    from rapidtomo.physics.geometry import angle_set_deg, beam_grid, object_pixel_size_m, wavelength_m
     from rapidtomo.pipeline import Context, check_patch_fits, load_pipeline_config, stage_settings
     args = build_parser().parse_args(["simulate", "--preset", "paper", "--n-reduced", "9"])
     sim = settings_from_args(args)
@@ -118,11 +118,14 @@ def test_paper_preset_is_the_one_source_and_consistent():
     ctx = Context(None, config, pipe, stage_settings(config, pipe))
     check_patch_fits(ctx)  # the [train] patch fits the slab's approximant
     assert ctx.settings["train"].preset == "paper"
-    # the golden standard's slices are thinner than the depth of field 2·dx²/λ (docs/reconstruction.md)
+    # the golden standard's slices are thinner than the depth of field 2·dx²/λ at every angle
+    # (docs/reconstruction.md): the operator's slabs split the sample's extent along the beam
+    angles = np.deg2rad(angle_set_deg(sim.n_nominal, sim.theta_max_nominal_deg or sim.theta_max_deg))
     for name in ("golden", "fbp", "sart"):
         two = ctx.settings[name]
         grid = beam_grid(sim.shape, (sim.voxel_size_m,) * 3, (sim.detector_size,) * 2, two.n_slices)
-        assert grid.n_beam * grid.beam_step_m / two.n_slices <= 2 * sim.voxel_size_m ** 2 / wavelength_m(sim.energy_kev)
+        thickest = max(grid.slab_thickness_m(t) for t in angles)
+        assert thickest <= 2 * sim.voxel_size_m ** 2 / wavelength_m(sim.energy_kev)
 
 
 def test_depth_of_field_note_names_the_slices_needed():
@@ -130,9 +133,31 @@ def test_depth_of_field_note_names_the_slices_needed():
 
     from rapidtomo.physics.geometry import wavelength_m
     from rapidtomo.stages import depth_of_field_note
+    from rapidtomo.physics.geometry import angle_set_deg
     sim = preset("paper")["simulate"]
     scan = SimpleNamespace(intensities=np.zeros((1, 1, 256, 256)), volume_shape=tuple(sim["shape"]),
-                           voxel_size_m=(sim["voxel_size_m"],) * 3, wavelength_m=wavelength_m(8.8))
+                           voxel_size_m=(sim["voxel_size_m"],) * 3, wavelength_m=wavelength_m(8.8),
+                           angles_deg=angle_set_deg(sim["n_nominal"], sim["theta_max_deg"]))
+    # the 3.94 × 7.21 µm plate is 8.22 µm deep along the beam near 61°
     note = depth_of_field_note(scan, 1)
-    assert "thicker than the depth of field 2.82 µm" in note and "n_slices >= 3" in note
+    assert "thicker than the depth of field 2.82 µm" in note and "8.22 µm along the beam" in note
+    assert "n_slices >= 3" in note
     assert depth_of_field_note(scan, preset("paper")["golden"]["n_slices"]) is None
+
+
+def test_depth_of_field_note_uses_the_slabs_at_the_scans_angles():
+    """The slices are the operator's: the sample's extent along the beam at each angle / n_slices,
+    not the volume's diagonal; within ±10° the plate is 3.89-5.14 µm deep, so 2 slices suffice."""
+    from types import SimpleNamespace
+
+    from rapidtomo.physics.geometry import wavelength_m
+    from rapidtomo.stages import depth_of_field_note
+    sim = preset("paper")["simulate"]
+    scan = SimpleNamespace(intensities=np.zeros((1, 1, 256, 256)), volume_shape=tuple(sim["shape"]),
+                           voxel_size_m=(sim["voxel_size_m"],) * 3, wavelength_m=wavelength_m(8.8),
+                           angles_deg=np.linspace(-10, 10, 5))
+    assert depth_of_field_note(scan, 2) is None
+    note = depth_of_field_note(scan, 1)
+    assert "up to 5.14 µm thick" in note and "n_slices >= 2" in note
+    scan.angles_deg = np.array([0.0])
+    assert "3.94 µm along the beam" in depth_of_field_note(scan, 1)

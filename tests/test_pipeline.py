@@ -88,6 +88,9 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
     for ref in ("vs_golden", "vs_truth"):
         assert set(metrics[ref]) == {"rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart"}
         assert set(metrics[ref]["rapid"]) >= {"pcc", "ms_ssim", "ber", "dice"}
+    # the approximant used the probe that the golden standard retrieved (as in the paper)
+    from rapidtomo.io import read_volume
+    assert read_volume(run / "approximant.h5").attrs["probe_source"] == f"{run / 'golden_probe.h5'}:/probe"
     capsys.readouterr()
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
@@ -141,3 +144,47 @@ def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{cfg}: [pipeline]: scan_reduced needs scan_nominal" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monkeypatch):
+    """The golden stage writes golden_probe.h5 and the approximant stage depends on it and reads
+    it; with a golden standard made elsewhere the reduced scan's /entry/probe is used, and logged."""
+    from rapidtomo import pipeline, rundir
+    calls = {}
+
+    def approximant(scan, out, settings, probe_path=None):
+        calls["approximant"] = probe_path
+        return {"loss_history": [], "probe_source": f"{probe_path}:/probe"}
+    monkeypatch.setattr(pipeline, "run_two_step", lambda *a, **kw: calls.setdefault("golden", kw))
+    monkeypatch.setattr(pipeline, "run_approximant", approximant)
+    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None})
+    stages = {st.name: st for st in pipeline.build_stages(ctx)}
+    assert rundir.GOLDEN_PROBE in stages["golden"].outputs and rundir.GOLDEN_PROBE in stages["approximant"].inputs
+    stages["golden"].run(ctx)
+    stages["approximant"].run(ctx)
+    assert calls["golden"]["probe_path"] == calls["approximant"] == tmp_path / rundir.GOLDEN_PROBE
+
+    golden = tmp_path / "mine.h5"
+    golden.write_text("")
+    logged = []
+    calls.clear()
+    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None}, logged.append)
+    stages = {st.name: st for st in pipeline.build_stages(ctx)}
+    assert "golden" not in stages and rundir.GOLDEN_PROBE not in stages["approximant"].inputs
+    stages["approximant"].run(ctx)
+    assert calls["approximant"] is None
+    assert len(logged) == 1 and f"golden standard {golden} was made elsewhere" in logged[0]
+    assert f"reduced scan's /entry/probe ({tmp_path / rundir.SCAN_REDUCED})" in logged[0]
+
+
+def test_the_saved_settings_hold_the_validated_pipeline_section(tmp_path, monkeypatch):
+    """pipeline_settings.json (read back by sweeps and ablations) has the run's seed from --seed,
+    not the config file's raw [pipeline] section, and every default filled in."""
+    from rapidtomo import pipeline
+    monkeypatch.setattr(pipeline, "run_stages", lambda ctx, stages, force=False, log=print: [])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[pipeline]\nseed = 1\n[train]\nepochs = 2\n")
+    pipeline.run_pipeline(tmp_path / "run", cfg, seed=7)
+    saved = json.loads((tmp_path / "run" / "pipeline_settings.json").read_text())
+    assert saved["pipeline"]["seed"] == 7 and saved["pipeline"]["baselines"] == ["fbp", "sart"]
+    assert saved["train"] == {"epochs": 2}

@@ -91,3 +91,21 @@ def test_fast_model_is_the_reconstruction_operator_and_differs_from_the_fine_one
     assert fast.attrs["simulation"]["model"] == "fast" and fast.attrs["simulation"]["n_slabs"] == 5
     rel = np.linalg.norm(fine.intensities - fast.intensities) / np.linalg.norm(fast.intensities)
     assert 1e-6 < rel < 0.05
+
+
+def test_a_detector_distance_must_give_the_voxel_size():
+    from rapidtomo.physics.geometry import object_pixel_size_m
+    pixel = object_pixel_size_m(8.8, 1.92, 75e-6, 256)  # 14.089 nm
+    s = SimulateSettings(detector_size=256, detector_distance_m=1.92, voxel_size_m=pixel * (1 + 5e-7))
+    assert s.distance_m == 1.92
+    with pytest.raises(ValueError, match=r"gives an object pixel .* = 1\.408911e-08 m, but voxel_size_m = 2\.8e-08"):
+        SimulateSettings(detector_size=256, detector_distance_m=1.92)  # the default 28 nm voxel
+    with pytest.raises(ValueError, match="set voxel_size_m = 1.408911e-08"):
+        SimulateSettings(detector_size=256, detector_distance_m=1.92, voxel_size_m=14.0893e-9)  # 1.3e-5 off
+
+
+def test_a_detector_distance_at_odds_with_the_voxel_is_one_line(tmp_path, capsys):
+    assert main(["simulate", "--detector-distance-m", "1.92", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "[simulate]: detector_distance_m = 1.92 m gives an object pixel" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()

@@ -64,6 +64,7 @@ class Context:
     config: dict[str, Any]
     pipeline: PipelineSettings
     settings: dict[str, Settings] = field(default_factory=dict)
+    log: Callable[[str], None] = print  # the run's messages (the pipeline's log)
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
@@ -127,12 +128,16 @@ def stage_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def load_pipeline_config(config_path: str | Path | None) -> tuple[dict[str, Any], PipelineSettings]:
-    """The config file's sections (``{}`` without a file) and its validated ``[pipeline]`` section."""
+def load_pipeline_config(config_path: str | Path | None, overrides: dict[str, dict[str, Any]] | None = None
+                         ) -> tuple[dict[str, Any], PipelineSettings]:
+    """The config file's sections (``{}`` without a file) with ``overrides`` (``{section: {key:
+    value}}``) applied over them, and the validated ``[pipeline]`` section."""
     config = load_config_file(config_path) if config_path else {}
     for name, value in config.items():
         if not isinstance(value, dict):
             raise UserError(f"{config_path}: {name} = ... outside a section; put it under [pipeline] or a stage")
+    for name, values in (overrides or {}).items():
+        config[name] = {**config.get(name, {}), **values}
     return config, settings_from(PipelineSettings, "pipeline", config.get("pipeline", {}), _source(config_path))
 
 
@@ -227,7 +232,8 @@ def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
 
 def _golden(ctx: Context) -> dict:
     nominal, _ = scan_paths(ctx)
-    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE))
+    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE),
+                 probe_path=ctx.path(rundir.GOLDEN_PROBE))
     return {}
 
 
@@ -240,10 +246,20 @@ def _baseline(method: str):
     return run
 
 
+def approximant_probe(ctx: Context) -> Path | None:
+    """The probe file of the approximant: the golden stage's retrieved probe (as in the paper), or
+    None with a golden standard made elsewhere (then the reduced scan's own ``/entry/probe``)."""
+    return None if ctx.pipeline.golden else ctx.path(rundir.GOLDEN_PROBE)
+
+
 def _approximant(ctx: Context) -> dict:
     _, reduced = scan_paths(ctx)
-    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"])
-    return {"loss_history": r["loss_history"]}
+    probe = approximant_probe(ctx)
+    if probe is None:
+        ctx.log(f"[approximant] the golden standard {ctx.pipeline.golden} was made elsewhere, so no retrieved "
+                f"probe: using the reduced scan's /entry/probe ({reduced}) as exact")
+    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"], probe_path=probe)
+    return {"loss_history": r["loss_history"], "probe_source": r["probe_source"]}
 
 
 def _train_to(model: str, init: str | None):
@@ -359,12 +375,13 @@ def build_stages(ctx: Context) -> list[Stage]:
                             [p.phantom] if p.phantom else []))
     scans = [] if user_scans else [rundir.SCAN_NOMINAL, rundir.SCAN_REDUCED]
     if not p.golden:
-        stages.append(Stage("golden", scans, [rundir.GOLDEN], {**sec("golden")}, _golden,
+        stages.append(Stage("golden", scans, [rundir.GOLDEN, rundir.GOLDEN_PROBE], {**sec("golden")}, _golden,
                             [str(nominal)] if user_scans else []))
     for m in p.baselines:
         stages.append(Stage(m, scans, [rundir.baseline(m)], {**sec("golden"), **sec("baseline"), "method": m},
                             _baseline(m), [str(reduced)] if user_scans else []))
-    stages.append(Stage("approximant", scans, [rundir.APPROXIMANT], sec("approximant"), _approximant,
+    probe_in = [] if p.golden else [rundir.GOLDEN_PROBE]
+    stages.append(Stage("approximant", scans + probe_in, [rundir.APPROXIMANT], sec("approximant"), _approximant,
                         [str(reduced)] if user_scans else []))
     golden_in = [] if p.golden else [rundir.GOLDEN]
     train_key = {**sec("train"), "seed": p.seed}
@@ -396,9 +413,12 @@ def build_stages(ctx: Context) -> list[Stage]:
 
 
 def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, seed: int | None = None,
-                 force: bool = False, log=print, dry_run: bool = False) -> list[dict[str, Any]]:
+                 force: bool = False, log=print, dry_run: bool = False,
+                 overrides: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Run (or resume) every stage in ``run_dir``; returns the stage table rows (also saved).
 
+    ``overrides`` (``{section: {key: value}}``) replace the config file's values (``rapidtomo demo
+    --sample layout`` sets ``[pipeline] phantom``); ``pipeline_settings.json`` records the result.
     ``dry_run``: print every stage's memory and time estimate (:mod:`rapidtomo.estimate`), stop
     with a :class:`UserError` if one would not fit, and return ``[]`` without writing anything."""
     from .distributed import env_world
@@ -406,14 +426,14 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
         raise UserError("the pipeline runs in one process; run `rapidtomo approximant` and `rapidtomo train` "
                         "under torchrun as separate commands (docs/user-guide.md section 6)")
     run_dir = Path(run_dir)
-    config, pipe = load_pipeline_config(config_path)
+    config, pipe = load_pipeline_config(config_path, overrides)
     if seed is not None:
         pipe = pipe.model_copy(update={"seed": seed})
     for key in ("scan_nominal", "scan_reduced", "phantom", "golden"):
         value = getattr(pipe, key)
         if value and not Path(value).exists():
             raise UserError(f"{config_path}: [pipeline] {key}: file {value} not found")
-    ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path))
+    ctx = Context(run_dir, config, pipe, stage_settings(config, pipe, config_path), log)
     check_patch_fits(ctx, config_path)
     if dry_run:
         from .estimate import pipeline_estimates, preflight
@@ -425,5 +445,5 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
     with atomic_path(run_dir / rundir.TIMINGS) as tmp:
         tmp.write_text(json.dumps({r["stage"]: r["seconds"] for r in rows}, indent=2))
     with atomic_path(run_dir / rundir.SETTINGS) as tmp:
-        tmp.write_text(json.dumps({"pipeline": pipe.to_dict(), **config}, indent=2, default=str))
+        tmp.write_text(json.dumps({**config, "pipeline": pipe.to_dict()}, indent=2, default=str))
     return rows

@@ -6,10 +6,12 @@ experiments read them.
 from __future__ import annotations
 
 PHANTOM = "phantom.h5"
+LAYOUT_SAMPLE = "layout_block.h5"  # rapidtomo demo --sample layout: the standard-cell block simulated as phantom.h5
 SCAN_NOMINAL = "scan_nominal.h5"
 SCAN_REDUCED = "scan_reduced.h5"
 GOLDEN = "golden.h5"
 GOLDEN_CACHE = "golden.cache.h5"
+GOLDEN_PROBE = "golden_probe.h5"  # the probe the golden standard retrieved; the approximant uses it
 BASELINE_CACHE = "baseline.cache.h5"  # shared by the baselines: the per-angle ptychography does not depend on the method
 APPROXIMANT = "approximant.h5"
 MODEL = "model.pt"

@@ -26,7 +26,8 @@ from pydantic import Field, model_validator
 from .config import Settings
 from .device import pick_device
 from .io import ScanData, Volume
-from .physics.geometry import angle_set_deg, beam_grid, detector_distance_for_pixel, wavelength_m
+from .physics.geometry import (angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
+                               wavelength_m)
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
@@ -77,6 +78,13 @@ class SimulateSettings(Settings):
     def _check(self):
         if self.detector_size % 4:
             raise ValueError("detector_size must be a multiple of 4 (the approximant halves it)")
+        if self.detector_distance_m is not None:
+            pixel = object_pixel_size_m(self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
+                                        self.detector_size)
+            if abs(pixel - self.voxel_size_m) > 1e-6 * pixel:
+                raise ValueError(f"detector_distance_m = {self.detector_distance_m:g} m gives an object pixel "
+                                 f"λ·z/(n·p) = {pixel:.7g} m, but voxel_size_m = {self.voxel_size_m:.7g} m; set "
+                                 f"voxel_size_m = {pixel:.7g} or leave detector_distance_m unset")
         return self
 
     @property

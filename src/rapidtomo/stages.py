@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,55 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
             "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
 
 
+def run_layout_block(settings, out: str | Path, seed: int, force: bool = False) -> dict[str, Any]:
+    """A sky130 standard-cell block (:func:`rapidtomo.phantom.layout.layout_block_phantom`) of the
+    simulation's ``shape`` (Z, Y, X), ``voxel_size_m`` (dy = dx, m) and ``energy_kev``, written to the
+    volume file ``out``; dz is the process stack's height over Z. An ``out`` made from the same
+    values is kept (unless ``force``), so that a pipeline simulating it is not rerun.
+
+    Raises
+    ------
+    UserError
+        gdstk (the ``layouts`` extra) is not installed.
+    """
+    from .io import open_volume
+    out = Path(out)
+    request = {"shape": list(settings.shape), "voxel_size_m": settings.voxel_size_m,
+               "energy_kev": settings.energy_kev, "seed": seed}
+    if out.exists() and not force:
+        with open_volume(out) as v:
+            made = v.attrs.get("block_request")
+        if isinstance(made, str) and json.loads(made) == request:
+            return {"shape": tuple(settings.shape), "written": False}
+    try:
+        from .phantom.layout import layout_block_phantom
+    except ModuleNotFoundError as e:
+        if e.name == "gdstk":
+            raise UserError("a standard-cell block sample needs gdstk: pip install 'rapidtomo[layouts]'") from None
+        raise
+    timer = Timer()
+    with timer("render"):
+        vol = layout_block_phantom(tuple(settings.shape), settings.voxel_size_m, settings.energy_kev, seed=seed)
+    vol.attrs["block_request"] = request
+    vol.attrs.update(provenance(request, []))
+    with timer("write"):
+        write_volume(out, vol)
+    write_run_info(info_path(out), "layout_block", request, timer.seconds,
+                   {"shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m)})
+    return {"shape": vol.shape, "voxel_size_m": vol.voxel_size_m, "written": True, "timings": timer.seconds}
+
+
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
-                 cache_path: str | Path | None = None, dry_run: bool = False) -> dict[str, Any]:
+                 cache_path: str | Path | None = None, probe_path: str | Path | None = None,
+                 dry_run: bool = False) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
     ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
 
     ``stage`` (``golden`` or ``baseline``) names the sidecar's stage; per-angle projections are
-    cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes."""
+    cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes. ``probe_path``,
+    if given, receives the probe used at every angle (retrieved from the scan's guess unless
+    ``refine_probe`` is off; HDF5 ``/probe``, docs/formats.md), for ``rapidtomo approximant --probe``.
+    ``dry_run``: return the memory and time estimate without reading or writing anything."""
     from .device import pick_device
     from .recon.two_step import n_workers, two_step
     workers = n_workers(settings, pick_device(settings.device))
@@ -88,7 +131,8 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         log.warning(f"{scan_path}: {n}")
     try:
         with timer("two_step"):
-            vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"))
+            vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"),
+                           probe_path=probe_path)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
@@ -96,29 +140,89 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         write_volume(out, vol)
     timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], tomography=vol.attrs["seconds_tomography"])
     write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
-                   {"sources": [str(scan_path)], "notes": notes})
+                   {"sources": [str(scan_path)], "notes": notes,
+                    "probe_out": str(probe_path) if probe_path is not None else None})
     return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes}
 
 
 def depth_of_field_note(scan, n_slices: int) -> str | None:
     """A warning when the per-angle ptychography's slices are thicker than the depth of field
-    2·dx²/λ (docs/reconstruction.md): the beam-grid depth / ``n_slices`` must not exceed it."""
+    2·dx²/λ (docs/reconstruction.md). The slices are the operator's: at each of the scan's angles
+    θ the sample's extent along the beam split into ``n_slices``
+    (:meth:`~rapidtomo.physics.geometry.BeamGrid.slab_thickness_m`, m); the thickest one counts."""
+    import numpy as np
+
     from .physics.geometry import beam_grid
     h, w = scan.intensities.shape[-2:]
     grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), n_slices)
-    slice_m = grid.n_beam * grid.beam_step_m / n_slices
+    extent_m = max(grid.extent_m(float(t)) for t in np.deg2rad(np.atleast_1d(scan.angles_deg)))
+    slice_m = extent_m / n_slices
     dof_m = 2 * scan.voxel_size_m[2] ** 2 / scan.wavelength_m
     if slice_m <= dof_m:
         return None
-    need = -(-grid.n_beam * grid.beam_step_m // dof_m)
-    return (f"n_slices = {n_slices} gives {slice_m * 1e6:.3g} µm slices, thicker than the depth of field "
-            f"{dof_m * 1e6:.3g} µm (2·dx²/λ); use n_slices >= {int(need)}")
+    return (f"n_slices = {n_slices} gives slices up to {slice_m * 1e6:.3g} µm thick (the sample's "
+            f"{extent_m * 1e6:.3g} µm along the beam), thicker than the depth of field {dof_m * 1e6:.3g} µm "
+            f"(2·dx²/λ); use n_slices >= {math.ceil(extent_m / dof_m)}")
 
 
-def run_approximant(scan_path: str | Path, out: str | Path, settings, dry_run: bool = False) -> dict[str, Any]:
+def read_probe_file(path: str | Path, scan) -> tuple[Any, str]:
+    """The probe modes ``(M, h, w)`` complex64 in ``path`` for ``scan``, and the dataset read.
+
+    ``path`` is a retrieved-probe file (``/probe``, written by the golden standard: ``rapidtomo
+    golden``'s ``--probe-out``, ``golden_probe.h5`` in a run directory) or a scan file
+    (``/entry/probe``). The window must be the scan's patterns' ``(h, w)``, and the pixel (m) and
+    energy (keV) where the file records them must be the scan's (relative 1e-6).
+
+    Raises
+    ------
+    UserError
+        The file is missing or unreadable, holds neither dataset, or its probe does not fit the scan.
+    """
+    import h5py
+    import numpy as np
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: probe file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            name = "/probe" if "probe" in f else "/entry/probe" if "/entry/probe" in f else None
+            if name is None:
+                raise UserError(f"{path}: no /probe (retrieved probe) or /entry/probe (scan file) dataset")
+            probe = np.asarray(f[name][()])
+            if name == "/probe":
+                pixel_m, energy_kev = f[name].attrs.get("pixel_size_m"), f[name].attrs.get("energy_kev")
+            else:
+                vs = f.get("/entry/sample/voxel_size_m")
+                en = f.get("/entry/instrument/energy_kev")
+                pixel_m = None if vs is None else np.ravel(vs[()])[-1]
+                energy_kev = None if en is None else en[()]
+    except OSError:
+        raise UserError(f"{path}: not a readable HDF5 file") from None
+    if probe.ndim == 2:
+        probe = probe[None]
+    h, w = scan.intensities.shape[-2:]
+    if probe.ndim != 3 or probe.shape[-2:] != (h, w):
+        raise UserError(f"{path}: {name} has shape {probe.shape}, but the scan's patterns are {h}x{w} "
+                        f"(a probe (M, {h}, {w}) is needed)")
+    if not np.all(np.isfinite(probe)) or not np.any(probe):
+        raise UserError(f"{path}: {name} is zero or holds NaN/infinite values")
+    for field, value, want, unit in (("pixel_size_m", pixel_m, scan.voxel_size_m[2], "m"),
+                                     ("energy_kev", energy_kev, scan.energy_kev, "keV")):
+        if value is not None and abs(float(value) - want) > 1e-6 * want:
+            raise UserError(f"{path}: {name} {field} = {float(value):.6g} {unit}, but the scan's is {want:.6g} {unit}")
+    return probe.astype(np.complex64), name
+
+
+def run_approximant(scan_path: str | Path, out: str | Path, settings,
+                    probe_path: str | Path | None = None, dry_run: bool = False) -> dict[str, Any]:
     """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
-    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history. Under
-    torchrun the processes split the angles and rank 0 alone writes."""
+    :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history.
+
+    The probe is the one in ``probe_path`` (:func:`read_probe_file`: the golden standard's
+    retrieved probe, as in the paper, or a scan file's), else the scan's own ``/entry/probe``.
+    The volume's attribute ``probe_source`` (and the sidecar's) names it as ``FILE:DATASET``.
+    Under torchrun the processes split the angles and rank 0 alone writes; ``dry_run`` returns
+    the memory and time estimate without reading or writing anything."""
     from .recon.approximant import approximant
     est = estimate.preflight(estimate.estimate_approximant(estimate.ScanShape.from_file(scan_path), settings,
                                                            env_world()))
@@ -127,21 +231,28 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings, dry_run: b
     timer = Timer()
     with timer("read"):
         scan = read_scan(scan_path)
+        if probe_path is not None:
+            scan.probe, dataset = read_probe_file(probe_path, scan)
+            probe_source = f"{probe_path}:{dataset}"
+        else:
+            probe_source = f"{scan_path}:/entry/probe"
     try:
         with timer("approximant"):
             vol = approximant(scan, settings)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     hist = vol.attrs["loss_history"]
+    sources = [str(scan_path)] + ([str(probe_path)] if probe_path is not None else [])
     if env_rank() == 0:  # under torchrun every process has the volume; one writes it
-        vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
+        vol.attrs.update(provenance(settings.to_dict(), sources))
         vol.attrs["geometry"] = json.dumps(scan_geometry(scan, settings))
+        vol.attrs["probe_source"] = probe_source
         with timer("write"):
             write_volume(out, vol)
         write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
                        {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
-                        "world_size": vol.attrs["world_size"], "sources": [str(scan_path)]})
-    return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds}
+                        "world_size": vol.attrs["world_size"], "sources": sources, "probe_source": probe_source})
+    return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds, "probe_source": probe_source}
 
 
 def run_train(approximant_path: str | Path, target_path: str | Path, out: str | Path, settings,

@@ -21,8 +21,13 @@ def block_phantom(seed):
 
 
 def reduced_scan(phantom, n_angles, photons=0.0):
+    """The simulated reduced scan with the true probe as ``probe``: the approximant gets the probe
+    an experiment has after ptychography (the golden standard's retrieved one); a unit test of the
+    approximant gives it the true probe, not the simulator's deliberately wrong guess."""
     s = SimulateSettings(shape=phantom.shape, n_nominal=1, n_reduced=n_angles, photons=photons, n_modes=2)
-    return simulate(s, phantom)[2]
+    scan = simulate(s, phantom)[2]
+    scan.probe = scan.true_probe
+    return scan
 
 
 def truth_on_coarse_grid(v):
@@ -92,3 +97,11 @@ def test_dilation_keeps_line_integrals():
     assert d.shape == (23, 3, 4)
     np.testing.assert_allclose(d.sum(0), c.sum(0), rtol=1e-6)
     np.testing.assert_array_equal(d[:5], np.repeat(d[:1], 5, 0))  # 23 = 5+5+5+4+4: repeats
+
+
+def test_output_slices_must_not_be_fewer_than_the_slabs():
+    assert ApproximantSettings(n_slabs=5, output_slices=5).output_slices == 5
+    with pytest.raises(ValueError, match="output_slices = 4 is fewer than n_slabs = 5"):
+        ApproximantSettings(n_slabs=5, output_slices=4)
+    with pytest.raises(ValueError, match="fewer than n_slabs"):
+        ApproximantSettings(output_slices=3)  # the default 5 slabs

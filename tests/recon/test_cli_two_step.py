@@ -53,3 +53,45 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     assert main(["baseline", str(tmp_path / "bad.h5"), "--config", str(tmp_path / "c.toml"), "-o", str(out)]) == 2
     assert "epochs" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.h5", "c.toml"]
+
+
+def test_the_golden_standards_probe_goes_to_the_approximant(tmp_path, capsys):
+    """``rapidtomo golden`` writes the probe it retrieved (OUT's name + _probe.h5); ``rapidtomo
+    approximant --probe`` takes it (or a scan file's /entry/probe) and records which it used."""
+    from rapidtomo.recon.two_step import read_probe
+    nom, red = scan_file(tmp_path)
+    out = tmp_path / "golden.h5"
+    assert main(["golden", str(nom), "-o", str(out), "--epochs", "2", "--probe-epochs", "2"]) == 0
+    probe_file = tmp_path / "golden_probe.h5"
+    retrieved = read_probe(probe_file)
+    with h5py.File(nom) as f:
+        guess = f["/entry/probe"][()]
+        assert f["/entry/probe"].attrs.get("pixel_size_m") is None
+    assert retrieved.shape == guess.shape and not np.allclose(retrieved, guess)  # refined from the guess
+    with h5py.File(probe_file) as f:
+        assert f["probe"].attrs["refined"] and f["probe"].attrs["pixel_size_m"] == 28e-9
+    assert json.loads(out.with_suffix(".json").read_text())["probe_out"] == str(probe_file)
+    assert main(["baseline", str(red), "-o", str(tmp_path / "fbp.h5"), "--epochs", "1"]) == 0
+    assert not (tmp_path / "fbp_probe.h5").exists()  # only the golden standard's probe is kept
+
+    a = tmp_path / "approximant.h5"
+    assert main(["approximant", str(red), "-o", str(a), "--iterations", "1", "--probe", str(probe_file)]) == 0
+    assert read_volume(a).attrs["probe_source"] == f"{probe_file}:/probe"
+    info = json.loads(a.with_suffix(".json").read_text())
+    assert info["probe_source"] == f"{probe_file}:/probe" and str(probe_file) in info["sources"]
+    assert main(["approximant", str(red), "-o", str(a), "--iterations", "1", "--probe", str(nom)]) == 0
+    assert read_volume(a).attrs["probe_source"] == f"{nom}:/entry/probe"
+    assert main(["approximant", str(red), "-o", str(a), "--iterations", "1"]) == 0
+    assert read_volume(a).attrs["probe_source"] == f"{red}:/entry/probe"
+
+    # a probe that does not fit the scan is one line, and the approximant is left as it was
+    before = a.stat().st_mtime_ns
+    with h5py.File(tmp_path / "small.h5", "w") as f:
+        f["probe"] = np.ones((1, 8, 8), np.complex64)
+    capsys.readouterr()
+    for bad, words in ((tmp_path / "small.h5", "/probe has shape (1, 8, 8), but the scan's patterns are 16x16"),
+                       (tmp_path / "none.h5", "probe file not found"), (out, "no /probe")):
+        assert main(["approximant", str(red), "-o", str(a), "--probe", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert a.stat().st_mtime_ns == before

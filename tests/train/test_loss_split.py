@@ -112,3 +112,15 @@ def test_validation_band_needs_room(make_pair):
         prepare_pairs(a, g, 8, 0.5, 0.6, 0.1)
     data, _ = prepare_pairs(a, g, 8, 0.5, 0.6, 0.0)
     assert len(data.val_corners) == 0 and data.x_val == data.x_split
+
+
+def test_a_patch_override_scales_the_preset_rates_to_the_patch():
+    from rapidtomo.nn.unet import PAPER_RATES, scale_rates
+    small = TrainSettings().network_settings()
+    assert small.rates == scale_rates(PAPER_RATES, 16) == [2, 3, 5]
+    assert TrainSettings(patch=32).network_settings().rates == scale_rates(PAPER_RATES, 32) == [3, 6, 9]
+    assert TrainSettings(preset="paper", patch=16).network_settings().rates == [2, 3, 5]
+    # explicit rates are kept whatever the patch
+    assert TrainSettings(patch=32, rates=[1, 2]).network_settings().rates == [1, 2]
+    # z rates follow the volume's Z, not the patch
+    assert TrainSettings(patch=32).network_settings(nz=64).z_rates == TrainSettings().network_settings(nz=64).z_rates

@@ -20,6 +20,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scan", type=Path, help="scan file (.h5), e.g. scan_reduced.h5")
     p.add_argument("-o", "--out", type=Path, required=True, help="output volume file (.h5 or .zarr); settings "
                    "and timings go to OUT with suffix .json")
+    p.add_argument("--probe", type=Path, metavar="FILE", help="probe to use: the golden standard's retrieved "
+                   "probe (rapidtomo golden --probe-out, golden_probe.h5 in a run directory; as in the paper) or "
+                   "a scan file's /entry/probe (default: the scan's own /entry/probe, for simulated scans a "
+                   "deliberately wrong guess)")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [approximant])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
     add_dry_run_argument(p)
@@ -30,10 +34,10 @@ def run(args) -> int:
     from ..stages import run_approximant
     cls = _settings_class()
     settings = build_settings(cls, "approximant", args.config, settings_overrides(args, cls.model_fields))
-    r = run_approximant(args.scan, args.out, settings, dry_run=args.dry_run)
+    r = run_approximant(args.scan, args.out, settings, probe_path=args.probe, dry_run=args.dry_run)
     if args.dry_run or env_rank() != 0:
         return 0
     hist = r["loss_history"]
     print(f"wrote {args.out} {r['shape']}: loss {hist[0]:.4g} → {hist[-1]:.4g} in {settings.iterations} "
-          f"iterations, {r['timings']['approximant']:.1f} s")
+          f"iterations, {r['timings']['approximant']:.1f} s, probe {r['probe_source']}")
     return 0

@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser, section: str = SECTION, defaults: 
     p.add_argument("-o", "--out", type=Path, required=True, help="output volume (.h5 or .zarr); OUT.json holds "
                    "settings and timings, OUT.cache.h5 the per-angle cache")
     p.add_argument("--config", type=Path, help=f"TOML/YAML settings file (section [{section}])")
+    if section == SECTION:
+        p.add_argument("--probe-out", type=Path, metavar="FILE", help="where to write the retrieved probe (HDF5 "
+                       "/probe) for rapidtomo approximant --probe (default: OUT's name + _probe.h5, e.g. "
+                       "golden_probe.h5)")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, defaults=defaults)
     add_dry_run_argument(p)
 
@@ -30,9 +34,12 @@ def run(args, section: str = SECTION, defaults: dict = DEFAULTS) -> int:
     from ..stages import run_two_step
     cls = _settings_class()
     settings = build_settings(cls, section, args.config, settings_overrides(args, cls.model_fields), defaults)
-    r = run_two_step(args.scan, args.out, settings, stage=section, dry_run=args.dry_run)
+    probe_out = None
+    if section == SECTION:
+        probe_out = args.probe_out or args.out.with_name(args.out.stem + "_probe.h5")
+    r = run_two_step(args.scan, args.out, settings, stage=section, probe_path=probe_out, dry_run=args.dry_run)
     if args.dry_run:
         return 0
     print(f"wrote {args.out} {r['shape']} ({settings.method.upper()}, {r['n_angles']} angles) in "
-          f"{r['timings']['two_step']:.1f} s")
+          f"{r['timings']['two_step']:.1f} s" + (f"; probe used: {probe_out}" if probe_out else ""))
     return 0

@@ -1,13 +1,16 @@
 """Quality against the number of angles and the angular range (the paper's Fig. 2).
 
 For each value, a new reduced scan of the run's sample is simulated (same phantom, probe, scan
-and noise level), its approximant computed and passed through the run's trained network (or a
+and noise level), its approximant computed with the probe the run's approximant used (the golden
+stage's retrieved ``golden_probe.h5``; without one, the scan's own guess, as the pipeline does)
+and passed through the run's trained network (or a
 network retrained for that value with ``retrain=True``); FBP and SART baselines optionally. Each
 result is evaluated against the run's golden standard on the held-out part.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -44,6 +47,7 @@ def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool =
     from ..recon.approximant import approximant
     from ..recon.two_step import two_step
     from ..simulate import make_probe, make_scan
+    from ..stages import read_probe_file
     from ..train import heldout_region, train
     run_dir = Path(run_dir)
     if kind not in ("angles", "range"):
@@ -58,8 +62,11 @@ def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool =
         n, theta = (int(value), sim.theta_max_deg) if kind == "angles" else (sim.n_reduced, float(value))
         rng = np.random.default_rng(sim.seed + 1000 + n)
         scan = make_scan(phantom, angle_set_deg(n, theta), sim, probe, rng, f"scan {kind}={value:g}")
+        appx_scan = scan  # the baselines retrieve their probe from the scan's guess, as in the run
+        if (run_dir / rundir.GOLDEN_PROBE).exists():
+            appx_scan = dataclasses.replace(scan, probe=read_probe_file(run_dir / rundir.GOLDEN_PROBE, scan)[0])
         t0 = time.perf_counter()
-        appx = approximant(scan, settings["approximant"])
+        appx = approximant(appx_scan, settings["approximant"])
         t_appx = time.perf_counter() - t0
         region_x, _ = heldout_region(appx.shape, tsettings)
         region = (region_x.start / appx.shape[-1], 1.0)

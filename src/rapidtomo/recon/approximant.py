@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..config import Settings
 from ..device import pick_device
@@ -58,6 +58,13 @@ class ApproximantSettings(Settings):
     batch_size: int | None = Field(None, ge=1, description="positions per batch (memory bound); default from size")
     precision: Literal["float32", "float64"] = Field("float32", description="arithmetic precision")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.output_slices is not None and self.output_slices < self.n_slabs:
+            raise ValueError(f"output_slices = {self.output_slices} is fewer than n_slabs = {self.n_slabs}: the "
+                             f"dilated output repeats each slab along z, so it needs at least n_slabs slices")
+        return self
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
