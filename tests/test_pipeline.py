@@ -157,7 +157,9 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
         return {"loss_history": [], "probe_source": f"{probe_path}:/probe"}
     monkeypatch.setattr(pipeline, "run_two_step", lambda *a, **kw: calls.setdefault("golden", kw))
     monkeypatch.setattr(pipeline, "run_approximant", approximant)
-    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None})
+    from rapidtomo.pretrain import PretrainSettings
+    off = PretrainSettings(enabled="off")
+    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None, "pretrain": off})
     stages = {st.name: st for st in pipeline.build_stages(ctx)}
     assert rundir.GOLDEN_PROBE in stages["golden"].outputs and rundir.GOLDEN_PROBE in stages["approximant"].inputs
     stages["golden"].run(ctx)
@@ -168,7 +170,8 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
     golden.write_text("")
     logged = []
     calls.clear()
-    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None}, logged.append)
+    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None, "pretrain": off},
+                  logged.append)
     stages = {st.name: st for st in pipeline.build_stages(ctx)}
     assert "golden" not in stages and rundir.GOLDEN_PROBE not in stages["approximant"].inputs
     stages["approximant"].run(ctx)
