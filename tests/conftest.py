@@ -20,3 +20,38 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+TINY_PIPELINE = """
+[pipeline]
+seed = 1
+[simulate]
+shape = [8, 32, 64]
+n_nominal = 12
+theta_max_nominal_deg = 180
+n_reduced = 5
+photons = 1e5
+[golden]
+epochs = 3
+sweeps = 3
+[baseline]
+epochs = 3
+sweeps = 3
+[train]
+epochs = 2
+patch = 8
+"""
+
+
+@pytest.fixture
+def tiny_pipeline_toml():
+    """The settings of a tiny whole pipeline (8 x 32 x 64 voxels, 12 + 5 angles) as TOML text, no [pretrain]."""
+    return TINY_PIPELINE
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_pipeline_toml):
+    """A config file with :func:`tiny_pipeline_toml`'s settings and pre-training off."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(tiny_pipeline_toml + '[pretrain]\nenabled = "off"\n')
+    return cfg

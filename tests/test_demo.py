@@ -6,34 +6,6 @@ import pytest
 
 from rapidtomo.cli import main
 
-TINY = """
-[pipeline]
-seed = 1
-[simulate]
-shape = [8, 32, 64]
-n_nominal = 12
-theta_max_nominal_deg = 180
-n_reduced = 5
-photons = 1e5
-[golden]
-epochs = 3
-sweeps = 3
-[baseline]
-epochs = 3
-sweeps = 3
-[train]
-epochs = 2
-patch = 8
-"""
-
-
-@pytest.fixture
-def tiny_config(tmp_path):
-    cfg = tmp_path / "tiny.toml"
-    cfg.write_text(TINY)
-    return cfg
-
-
 def test_sample_layout_makes_the_block_and_names_it_the_phantom(tmp_path, tiny_config, monkeypatch):
     pytest.importorskip("gdstk")
     from rapidtomo import pipeline

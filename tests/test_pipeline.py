@@ -49,35 +49,14 @@ def test_a_failing_stage_keeps_earlier_state(tmp_path):
     assert calls == ["a", "b"]  # a resumed from the state, b ran
 
 
-TINY = """
-[pipeline]
-seed = 1
-[simulate]
-shape = [8, 32, 64]
-n_nominal = 12
-theta_max_nominal_deg = 180
-n_reduced = 5
-photons = 1e5
-[golden]
-epochs = 3
-sweeps = 3
-[baseline]
-epochs = 3
-sweeps = 3
-[train]
-epochs = 2
-patch = 8
-[pretrain]
-corpus_size = 2
-epochs = 2
-"""
+TINY_PRETRAIN = "[pretrain]\ncorpus_size = 2\nepochs = 2\n"
 
 
 @pytest.mark.slow
-def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys):
+def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys, tiny_pipeline_toml):
     from rapidtomo.cli import main
     cfg = tmp_path / "tiny.toml"
-    cfg.write_text(TINY)
+    cfg.write_text(tiny_pipeline_toml + TINY_PRETRAIN)
     run = tmp_path / "run"
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     for name in ("phantom.h5", "scan_nominal.h5", "scan_reduced.h5", "golden.h5", "fbp.h5", "sart.h5",
