@@ -49,7 +49,7 @@ def test_config_values_are_not_overridden_by_flag_defaults(tmp_path):
     assert s.method == "sart" and s.refine_attenuation is False
 
 
-def pair(za=4, ya=8, xa=24, seed=0):
+def pair(za=4, ya=8, xa=40, seed=0):
     rng = np.random.default_rng(seed)
     g = (rng.random((za, 2 * ya, 2 * xa)) > 0.5).astype(np.float32)
     a = g[:, ::2, ::2] + 0.1 * rng.standard_normal((za, ya, xa)).astype(np.float32)
