@@ -124,17 +124,6 @@ class BeamGrid:
         """Distance between consecutive slices at θ (the multislice Δz): the extent / L."""
         return self.extent_m(theta_rad) / self.n_slabs
 
-    # compatibility for recon/ptychography.py until it takes the spacing from slab_thickness_m(θ):
-    # the depth the slices covered before slabs followed the sample (the box's diagonal)
-    @property
-    def n_beam(self) -> int:
-        return self.n_slabs
-
-    @property
-    def beam_step_m(self) -> float:
-        Z, _, X = self.volume_shape
-        return math.hypot(Z * self.voxel_size_m[0], X * self.voxel_size_m[2]) / self.n_slabs
-
     @property
     def slice_shape(self) -> tuple[int, int]:
         return (self.height, self.width)
