@@ -76,7 +76,7 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys, tiny_pipeli
     assert "] running" not in out and out.count("unchanged, skipped") == 13  # pre-training on (auto)
     # the experiments run on the finished run and land in its report
     assert main(["sweep", "angles", str(run), "--values", "3,5"]) == 0
-    assert main(["ablation", str(run), "--variants", "A,E", "--epochs", "1"]) == 0
+    assert main(["ablation", str(run), "--variants", "A,E", "--epochs", "1", "--seeds", "1", "2"]) == 0
     for name in ("sweep_angles.json", "sweep_angles.csv", "sweep_angles.png", "ablation.json", "ablation.png"):
         assert (run / name).exists(), name
     records = json.loads((run / "sweep_angles.json").read_text())["records"]

@@ -13,6 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a run directory from `rapidtomo pipeline` or `demo`")
     p.add_argument("--variants", default="A,B,C,D,E,F,G", help="comma-separated variants")
     p.add_argument("--epochs", type=int, help="epochs per variant (default: the run's training settings)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="train each variant once per seed and "
+                   "report mean ± sample std (default: the run's seed alone; the paper's comparison needs >= 3)")
 
 
 def run(args) -> int:
@@ -21,11 +23,12 @@ def run(args) -> int:
     bad = [v for v in variants if v not in VARIANTS]
     if bad:
         raise UserError(f"--variants: unknown {','.join(bad)} (choose from {','.join(VARIANTS)})")
-    records = ablation(args.run_dir, variants, args.epochs)
+    records = ablation(args.run_dir, variants, args.epochs, args.seeds)
     paths = write_ablation(args.run_dir, records)
-    print(f"{'variant':<8}{'params':>10}{'PCC':>7}{'MS-SSIM':>9}{'BER':>7}{'DICE':>7}{'train s':>9}")
+    print(f"seeds {records[0]['seeds']}: mean ± sample std over the seeds")
+    print(f"{'variant':<8}{'params':>10}{'PCC':>14}{'MS-SSIM':>14}{'BER':>14}{'DICE':>14}{'train s':>9}")
     for r in records:
-        print(f"{r['variant']:<8}{r['parameters']:>10}{r['pcc']:>7.3f}{r['ms_ssim']:>9.3f}{r['ber']:>7.3f}"
-              f"{r['dice']:>7.3f}{r['train_seconds']:>9.1f}")
+        cells = "".join(f"{r[k]:>7.3f} ± {r[k + '_std']:.3f}" for k in ("pcc", "ms_ssim", "ber", "dice"))
+        print(f"{r['variant']:<8}{r['parameters']:>10}{cells}{r['train_seconds']:>9.1f}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
