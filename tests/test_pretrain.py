@@ -64,12 +64,17 @@ def test_corpus_files_manifest_and_geometry(corpus):
     assert g["approximant_hash"] and m["source"]["simulate"]["shape"] == [8, 16, 32]
 
 
-def test_corpus_resumes_after_a_kill(corpus, tmp_path):
-    d, geometry, _ = corpus
-    work = tmp_path / "c"
+def first_sample_of(corpus_dir, work):
+    """A copy of ``corpus_dir``'s first sample and manifest in the new folder ``work``, as a killed run leaves it."""
     work.mkdir()
     for name in ("sample_0000.h5", MANIFEST):
-        (work / name).write_bytes((d / name).read_bytes())
+        (work / name).write_bytes((corpus_dir / name).read_bytes())
+    return work
+
+
+def test_corpus_resumes_after_a_kill(corpus, tmp_path):
+    d, geometry, _ = corpus
+    work = first_sample_of(d, tmp_path / "c")
     (work / ".sample_0001.h5.123.tmp").write_bytes(b"half a file")  # what a kill leaves
     kept = os.stat(work / "sample_0000.h5").st_mtime_ns
     m = build_corpus(work, geometry, SETTINGS.model_copy(update={"workers": 1}), {TEST_SEED})
@@ -263,10 +268,7 @@ def test_pipeline_stage_takes_a_given_model_only_for_its_geometry(corpus, tmp_pa
 
 def test_stale_samples_are_remade_and_a_stale_corpus_replaced_only_by_the_pipeline(corpus, tmp_path):
     d, geometry, _ = corpus
-    work = tmp_path / "c"
-    work.mkdir()
-    for name in ("sample_0000.h5", MANIFEST):
-        (work / name).write_bytes((d / name).read_bytes())
+    work = first_sample_of(d, tmp_path / "c")
     # other seeds, same geometry: the sample on disk is not the planned one and is remade
     one = SETTINGS.model_copy(update={"corpus_size": 1, "workers": 1, "layout_fraction": 0.0, "seed": 50})
     m = build_corpus(work, geometry, one, {TEST_SEED})

@@ -39,13 +39,6 @@ def test_volume_round_trip_with_attenuation(tmp_path, rng):
     assert r.extent_m == pytest.approx((3e-8, 8e-8, 1e-7))
 
 
-def corrupt(path, dataset, value):
-    with h5py.File(path, "a") as f:
-        del f[dataset]
-        if value is not None:
-            f[dataset] = value
-
-
 @pytest.mark.parametrize("dataset,value,words", [
     ("/entry/data/angles_deg", np.zeros(5), "angles_deg"),
     ("/entry/data/intensities", None, "missing dataset /entry/data/intensities"),
@@ -55,10 +48,10 @@ def corrupt(path, dataset, value):
     ("/entry/probe", np.zeros((2, 6, 6), np.complex64), "/entry/probe"),
     ("/entry/instrument/energy_kev", -1.0, "energy_kev"),
 ])
-def test_malformed_scan_gives_one_clear_line(tmp_path, rng, dataset, value, words):
+def test_malformed_scan_gives_one_clear_line(tmp_path, rng, replace_dataset, dataset, value, words):
     path = tmp_path / "bad.h5"
     write_scan(path, small_scan(rng))
-    corrupt(path, dataset, value)
+    replace_dataset(path, dataset, value)
     with pytest.raises(UserError) as e:
         read_scan(path)
     msg = str(e.value)

@@ -154,13 +154,6 @@ def test_cxi_wavelength_instead_of_energy_and_another_angle_dataset(tmp_path, rn
     np.testing.assert_array_equal(r.angles_deg, s.angles_deg)
 
 
-def _edit(path, field, value):
-    with h5py.File(path, "a") as f:
-        del f[field]
-        if value is not None:
-            f[field] = value
-
-
 @pytest.mark.parametrize("field,value,words", [
     ("/entry_1/data_1/data", None, "/entry_1/data_1/data or /entry_1/instrument_1/detector_1/data"),
     ("/entry_1/data_1/data", np.zeros((9, 8)), "/entry_1/data_1/data must have 3 dimensions"),
@@ -180,13 +173,14 @@ def _edit(path, field, value):
     ("/entry_1/instrument_1/source_1/illumination", None, "give --probe"),
     ("/entry_1/instrument_1/source_1/illumination", np.ones((2, 6, 6), np.complex64), "does not match the patterns"),
 ])
-def test_cxi_malformed_is_one_line_exit_2_nothing_written(tmp_path, rng, capsys, field, value, words):
+def test_cxi_malformed_is_one_line_exit_2_nothing_written(tmp_path, rng, capsys, replace_dataset, field, value,
+                                                         words):
     s = small_scan(rng, n_angles=2)
     files = [tmp_path / f"a{i}.cxi" for i in range(2)]
     for i, p in enumerate(files):
         write_cxi(p, s, [i])
     for p in files if "illumination" in field else files[:1]:  # a probe in any file would do
-        _edit(p, field, value)
+        replace_dataset(p, field, value)
     out = tmp_path / "scan.h5"
     assert run_import("cxi", *files, "-o", out, "--volume-shape", 4, 6, 8) == 2
     err = capsys.readouterr().err.strip()
@@ -194,12 +188,12 @@ def test_cxi_malformed_is_one_line_exit_2_nothing_written(tmp_path, rng, capsys,
     assert not out.exists() and not out.with_suffix(".json").exists()
 
 
-def test_cxi_inconsistent_files_and_missing_volume_shape(tmp_path, rng, capsys):
+def test_cxi_inconsistent_files_and_missing_volume_shape(tmp_path, rng, capsys, replace_dataset):
     s = small_scan(rng, n_angles=2)
     files = [tmp_path / f"a{i}.cxi" for i in range(2)]
     for i, p in enumerate(files):
         write_cxi(p, s, [i])
-    _edit(files[1], "/entry_1/instrument_1/detector_1/distance", 0.6)
+    replace_dataset(files[1], "/entry_1/instrument_1/detector_1/distance", 0.6)
     assert run_import("cxi", *files, "-o", tmp_path / "s.h5", "--volume-shape", 4, 6, 8) == 2
     err = capsys.readouterr().err
     assert str(files[1]) in err and "distance 0.6 m differs from 0.5 m" in err

@@ -14,14 +14,7 @@ LABELS = {"air": 0, "SiO2": 1, "Si": 2, "Cu": 3, "W": 4}
 
 def material_constants(energy_kev: float) -> dict[str, tuple[float, float]]:
     """``{name: (δ, β)}`` at ``energy_kev`` (n = 1 − δ + iβ); air is (0, 0)."""
-    out = {}
-    for name, (compound, density) in MATERIALS.items():
-        if compound is None:
-            out[name] = (0.0, 0.0)
-        else:
-            out[name] = (1.0 - xraylib.Refractive_Index_Re(compound, energy_kev, density),
-                         xraylib.Refractive_Index_Im(compound, energy_kev, density))
-    return out
+    return {name: delta_beta(compound, density, energy_kev) for name, (compound, density) in MATERIALS.items()}
 
 
 def phase_and_attenuation_per_voxel(energy_kev: float, dz_m: float) -> dict[str, tuple[float, float]]:
@@ -34,11 +27,7 @@ def phase_and_attenuation_per_voxel(energy_kev: float, dz_m: float) -> dict[str,
 # Densities: bulk values for metals and crystalline Si; deposited films as typical of CMOS back ends
 # (docs/phantoms.md, "Materials of the process stacks"). A stack file may add its own.
 STACK_MATERIALS = {
-    "air": (None, 0.0),
-    "SiO2": ("SiO2", 2.2),
-    "Si": ("Si", 2.33),
-    "Cu": ("Cu", 8.96),
-    "W": ("W", 19.3),
+    **MATERIALS,
     "polySi": ("Si", 2.33),
     "Al": ("Al", 2.70),
     "TiN": ("TiN", 5.22),
