@@ -176,6 +176,7 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
     """Measured seconds per pattern of the torch multislice model (forward, or forward + backward),
     on ``n`` patterns at once on ``device``."""
     from .physics.multislice import Multislice, far_field_intensity
+    from .physics.operator import transmission
     h, w = window
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     ms = Multislice(torch.ones((n_modes, h, w), dtype=cdtype), wavelength_m=1.4e-10, pixel_size_m=1e-8,
@@ -187,7 +188,7 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
     def run():
         p = phase.detach().requires_grad_(grad)
         with torch.set_grad_enabled(grad):
-            out = far_field_intensity(ms.exit_waves(torch.polar(torch.ones_like(p), -p), pos)).sum()
+            out = far_field_intensity(ms.exit_waves(transmission(p), pos)).sum()
             if grad:
                 out.backward()
         if phase.device.type == "cuda":

@@ -34,12 +34,21 @@ def _as_complex_tensor(x, device=None, dtype=None) -> torch.Tensor:
     return t.to(dtype)
 
 
-@lru_cache(maxsize=64)
-def _kernel(shape: tuple[int, int], dz_m: float, wavelength_m: float, pixel_size_m: float) -> np.ndarray:
+def axial_wavenumber(shape: tuple[int, int], wavelength_m: float,
+                     pixel_size_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """``k_z = 2π·sqrt(1/λ² − fx² − fy²)`` (rad/m) ``(h, w)`` on ``fftfreq(n, d=pixel)`` frequencies
+    (unshifted), and the mask of propagating components; ``k_z = 0`` where evanescent."""
     fy = np.fft.fftfreq(shape[0], d=pixel_size_m)
     fx = np.fft.fftfreq(shape[1], d=pixel_size_m)
     arg = 1.0 / wavelength_m**2 - fy[:, None] ** 2 - fx[None, :] ** 2
-    kernel = np.where(arg > 0, np.exp(1j * 2 * math.pi * dz_m * np.sqrt(np.maximum(arg, 0.0))), 0.0)
+    propagating = arg > 0
+    return 2 * math.pi * np.sqrt(np.maximum(arg, 0.0)), propagating
+
+
+@lru_cache(maxsize=64)
+def _kernel(shape: tuple[int, int], dz_m: float, wavelength_m: float, pixel_size_m: float) -> np.ndarray:
+    kz, propagating = axial_wavenumber(shape, wavelength_m, pixel_size_m)
+    kernel = np.where(propagating, np.exp(1j * dz_m * kz), 0.0)
     kernel.flags.writeable = False
     return kernel
 

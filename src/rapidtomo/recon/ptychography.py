@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..physics.geometry import BeamGrid
-from ..physics.multislice import Multislice, far_field_intensity
+from ..physics.multislice import Multislice, axial_wavenumber, far_field_intensity
 from ..physics.operator import transmission
 
 
@@ -49,16 +49,6 @@ def measured_power(intensities: np.ndarray) -> float:
     """The probe power ``Σ_m Σ|P_m|²`` that the patterns ``(..., h, w)`` imply (unnormalised FFT, no absorption)."""
     h, w = intensities.shape[-2:]
     return float(np.mean(np.sum(intensities, axis=(-2, -1)))) / (h * w)
-
-
-def propagation_phase(shape: tuple[int, int], wavelength_m: float, pixel_m: float) -> np.ndarray:
-    """Angular-spectrum phase per metre ``2π(sqrt(1/λ² − f²) − 1/λ)`` ``(h, w)`` (unshifted; evanescent: 0).
-
-    The global phase 2π/λ is left out: it changes no intensity and would cost precision.
-    """
-    fy, fx = np.fft.fftfreq(shape[0], d=pixel_m), np.fft.fftfreq(shape[1], d=pixel_m)
-    arg = 1.0 / wavelength_m**2 - fy[:, None] ** 2 - fx[None, :] ** 2
-    return np.where(arg > 0, 2 * math.pi * (np.sqrt(np.maximum(arg, 0.0)) - 1.0 / wavelength_m), 0.0)
 
 
 def orthogonalize_modes(probe: torch.Tensor) -> torch.Tensor:
@@ -94,8 +84,10 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
         power = measured_power(intensities)
         pr = orthogonalize_modes(pr) * math.sqrt(power / float((pr.abs() ** 2).sum()))
         pr.requires_grad_(True)
-    # angular-spectrum phase per unit distance, 2π(sqrt(1/λ² − f²) − 1/λ) (evanescent: 0), for P_Δ
-    kz = torch.as_tensor(propagation_phase(tuple(pr.shape[-2:]), wavelength_m, grid.pixel_m), device=dev)
+    # the probe's defocus P_Δ: angular-spectrum phase per metre k_z − 2π/λ (the global phase, which
+    # changes no intensity and would cost precision, left out; evanescent components pass unchanged)
+    kz_abs, propagating = axial_wavenumber(tuple(pr.shape[-2:]), wavelength_m, grid.pixel_m)
+    kz = torch.as_tensor(np.where(propagating, kz_abs - 2 * math.pi / wavelength_m, 0.0), device=dev)
 
     def probe_now() -> torch.Tensor:
         if not refine_probe:
