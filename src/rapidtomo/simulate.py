@@ -11,8 +11,12 @@ wider far field cut to the detector), not from the reconstruction operator; ``mo
 uses the reconstruction operator H_θ itself (L slabs, bilinear rotation) and is only for quick
 checks. The scan file's ``/entry/probe`` is an initial *guess* (the zone-plate model with a wrong
 defocus and the right total power), as a user would provide for real data; the true probe is kept
-as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). ``/entry`` attribute ``simulation``
-records how the data were made.
+as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). Likewise the positions: with
+``position_error_px`` / ``position_drift_px`` the probe really is at the nominal positions plus
+errors (:func:`rapidtomo.physics.scanning.position_errors`, sub-pixel, applied by the models' Fourier
+shift of the probe), those true positions go to ``/entry/simulation/true_positions_m`` and
+``/entry/data/positions_m`` holds the nominal ones, as a stage's readings would. ``/entry``
+attribute ``simulation`` records how the data were made.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
 from .physics.probe import gaussian_schell_modes, probe_modes, spot_diameter_m, zone_plate_probe
-from .physics.scanning import scan_positions
+from .physics.scanning import position_errors, scan_positions
 from .progress import progress
 
 
@@ -62,6 +66,10 @@ class SimulateSettings(Settings):
                                   "changes the sample's part of the patterns by less than this (relative)")
     scan_step_px: int = Field(6, ge=1, description="largest scan step between neighbouring windows (pixels)")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
+    position_error_px: float = Field(0.0, ge=0, description="random error of the true probe positions from the "
+                                     "nominal (written) ones, rms per axis (pixels)")
+    position_drift_px: float = Field(0.0, ge=0, description="slowly drifting position error along each angle's "
+                                     "scan (a random walk), rms per axis (pixels)")
     n_slabs: int = Field(5, ge=1, description="fast model only: slabs L of the multislice model")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
     n_reduced: int = Field(21, ge=1, description="angles of the reduced acquisition")
@@ -156,10 +164,11 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+    true_tl = true_corners(top_left, len(angles_deg), grid.slice_shape, n, settings, rng)
     bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
     if settings.model == "fast":
         intensities = scan_intensities(
-            volume.data, np.deg2rad(angles_deg), grid, probe, top_left, wavelength_m(settings.energy_kev),
+            volume.data, np.deg2rad(angles_deg), grid, probe, true_tl, wavelength_m(settings.energy_kev),
             attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
         record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
                   "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
@@ -169,8 +178,14 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
             fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
         intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
         for i in bar(range(len(angles_deg))):
-            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left)
+            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
+                                           true_tl[i] if true_tl.ndim == 3 else true_tl)
         record = fine.record()
+    if true_tl.ndim == 3:
+        err = true_tl - top_left[None]
+        record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
+                               f"{settings.position_drift_px:g} px rms per axis; measured rms "
+                               f"{float(np.sqrt(np.mean(err ** 2))):.3f} px (clipped to the slice grid)")
     if settings.photons > 0:
         intensities = poisson_noise(intensities, rng)
     if guess is None:
@@ -182,7 +197,21 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
                     settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
                     volume.voxel_size_m,
                     {"simulated": True, "simulation": record, "settings": settings.to_dict()},
-                    true_probe=probe.astype(np.complex64))
+                    true_probe=probe.astype(np.complex64),
+                    true_positions_m=None if true_tl.ndim == 2 else grid.positions_m(true_tl, (n, n)))
+
+
+def true_corners(nominal: np.ndarray, n_angles: int, shape: tuple[int, int], n: int, settings: SimulateSettings,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Where the probe really is: ``nominal (N, 2)`` itself without position errors, else
+    ``(n_angles, N, 2)`` float corners with errors, clipped so that windows ``n x n`` stay on the grid."""
+    if not (settings.position_error_px or settings.position_drift_px):
+        return nominal
+    err = position_errors((n_angles, len(nominal)), settings.position_error_px, settings.position_drift_px, rng)
+    tl = nominal[None] + err
+    tl[..., 0] = np.clip(tl[..., 0], 0, shape[0] - n)
+    tl[..., 1] = np.clip(tl[..., 1], 0, shape[1] - n)
+    return tl
 
 
 def coherence_length(settings: SimulateSettings, pixel_m: float) -> float:

@@ -22,6 +22,18 @@ directly, does not change with it). From epoch ``probe_start_epoch`` Δ takes Ad
 amplitude, both cosine-decayed like the object's; after every epoch Q is orthogonalised
 (eigenvectors of the modes' Gram matrix, ordered by power, as PtychoShelves does; propagation
 keeps orthogonality) and rescaled to the measured power.
+
+Detector: residuals at bad pixels (``bad_pixels (h, w)``, True = bad) and at counts ≥
+``saturation_level`` are left out of the loss (:func:`rapidtomo.physics.detector.valid_pixels`).
+
+Position refinement (``refine_positions``, as LSQ-ML / pty-chi): the corners are the nominal
+ones plus a per-position shift ``(K, N, 2)`` in pixels, differentiable through the probe's Fourier
+shift (:func:`rapidtomo.physics.multislice.shift_probe`). From epoch ``position_start_epoch`` (the
+object first takes a rough form) each epoch's gradient, accumulated over its batches, gives one
+Adam step of ``position_lr_px`` pixels (cosine-decayed); after each step the shifts of every angle
+have their mean removed (a common shift of all positions is a shift of the object, which the data
+cannot see; the nominal positions keep the registration between angles) and are clipped to
+``±max_position_shift_px``.
 """
 from __future__ import annotations
 
@@ -31,16 +43,29 @@ import numpy as np
 import torch
 
 from ..physics.geometry import BeamGrid
+from typing import NamedTuple
+
+from ..physics.detector import as_mask_tensor, valid_pixels
 from ..physics.multislice import Multislice, axial_wavenumber, far_field_intensity
 from ..physics.operator import transmission
 
 
+class PtychographyResult(NamedTuple):
+    """``phases (K, height, width)`` rad, ``probe (M, h, w)``, ``top_left (K, N, 2)`` pixels (refined
+    when positions were refined, else the given ones)."""
+
+    phases: np.ndarray
+    probe: np.ndarray
+    top_left: np.ndarray
+
+
 def illumination(top_left: np.ndarray, probe: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Σ over positions of the probe intensity on the slice grid ``(H, W)`` (how well each pixel is lit)."""
+    """Σ over positions of the probe intensity on the slice grid ``(H, W)`` (how well each pixel is lit);
+    corners ``(N, 2)`` rounded to the nearest pixel."""
     h, w = probe.shape[-2:]
     p = (np.abs(probe) ** 2).sum(0)
     out = np.zeros(shape)
-    for r, c in top_left:
+    for r, c in np.rint(np.asarray(top_left)).astype(np.int64):
         out[r:r + h, c:c + w] += p
     return out
 
@@ -62,20 +87,29 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                        thetas_rad, wavelength_m: float, *, epochs: int = 20, batch_size: int = 32,
                        lr_rad: float = 0.05, refine_attenuation: bool = True, refine_probe: bool = False,
                        probe_lr: float = 0.01, defocus_lr: float = 0.5, probe_start_epoch: int = 2, seed: int = 0,
-                       scales: tuple[int, ...] = (1, 4, 16), device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Projected phases ``(K, height, width)`` (radians) and the probe ``(M, h, w)`` of K angles.
+                       scales: tuple[int, ...] = (1, 4, 16), bad_pixels: np.ndarray | None = None,
+                       saturation_level: float | None = None, refine_positions: bool = False,
+                       position_lr_px: float = 0.1, position_start_epoch: int = 3,
+                       max_position_shift_px: float = 3.0, device="cpu") -> PtychographyResult:
+    """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` and the corners of K angles.
 
-    ``intensities (K, N, h, w)``, ``top_left (K, N, 2)`` on the slice grid of ``grid`` (whose
+    ``intensities (K, N, h, w)``, ``top_left (K, N, 2)`` (pixels, fractional allowed) on the
+    slice grid of ``grid`` (whose
     ``n_slabs`` slices split the sample's extent at each θ of ``thetas_rad``; 1 = projection
     approximation), ``probe (M, h, w)`` the initial (or known) probe. Every epoch visits each
     angle's positions in a seeded random order, the angles interleaved batch by batch, so a shared
-    probe sees them all. Without ``refine_probe`` the probe is returned unchanged.
+    probe sees them all. Without ``refine_probe`` the probe is returned unchanged, without
+    ``refine_positions`` the corners.
     """
     dev = torch.device(device)
     g = torch.Generator().manual_seed(seed)
     K, n = intensities.shape[:2]
     amp = torch.as_tensor(np.sqrt(np.maximum(intensities, 0)), dtype=torch.float32, device=dev)
-    pos = torch.as_tensor(np.asarray(top_left), device=dev).long()
+    pos = torch.as_tensor(np.asarray(top_left, np.float64), device=dev).float()
+    data = amp if saturation_level is None else torch.as_tensor(np.asarray(intensities), dtype=torch.float32,
+                                                                device=dev)
+    bad = as_mask_tensor(bad_pixels, dev)
+    shift = torch.zeros_like(pos, requires_grad=refine_positions)
     pr = torch.as_tensor(np.asarray(probe), device=dev).to(torch.complex64)
     H, W = grid.slice_shape
     L = grid.n_slabs
@@ -107,18 +141,29 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
         dof = 2 * grid.pixel_m**2 / wavelength_m
         probe_opt = torch.optim.Adam([{"params": [pr], "lr": step}, {"params": [defocus], "lr": defocus_lr * dof}])
         probe_sched = torch.optim.lr_scheduler.CosineAnnealingLR(probe_opt, probe_steps, eta_min=0)
+    shift_opt = shift_sched = None
+    if refine_positions:
+        shift_opt = torch.optim.Adam([shift], lr=position_lr_px)
+        shift_sched = torch.optim.lr_scheduler.CosineAnnealingLR(shift_opt, max(1, epochs - position_start_epoch),
+                                                                 eta_min=0)
     spacing = [grid.slab_thickness_m(float(th)) for th in thetas_rad]
     for epoch in range(epochs):
         orders = [torch.randperm(n, generator=g).to(dev) for _ in range(K)]
         probe_on = refine_probe and epoch >= probe_start_epoch
+        positions_on = refine_positions and epoch >= position_start_epoch
+        if refine_positions:
+            shift.grad = None
         for i in range(0, n, batch_size):
             for k in range(K):
                 b = orders[k][i:i + batch_size]
                 t = transmission(_compose(pyramids[k], scales, (H, W)), mus[k])
                 core = Multislice(probe_now(), wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
                                   slice_spacing_m=spacing[k])
-                model = far_field_intensity(core.exit_waves(t, pos[k, b]))
-                loss = ((torch.sqrt(model + 1e-6) - amp[k, b]) ** 2).mean()
+                corners = pos[k, b] + shift[k, b] if positions_on else pos[k, b]
+                model = far_field_intensity(core.exit_waves(t, corners))
+                residual = (torch.sqrt(model + 1e-6) - amp[k, b]) ** 2
+                weight = valid_pixels(data[k, b], bad, saturation_level)
+                loss = (residual if weight is None else residual * weight).mean()
                 opt.zero_grad()
                 if probe_opt is not None:
                     probe_opt.zero_grad()
@@ -128,18 +173,28 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                 if probe_on:
                     probe_opt.step()
                     probe_sched.step()
+        if positions_on:
+            shift_opt.step()
+            shift_sched.step()
+            with torch.no_grad():
+                shift -= shift.mean(dim=1, keepdim=True)
+                shift.clamp_(-max_position_shift_px, max_position_shift_px)
         if probe_on:
             with torch.no_grad():
                 pr.copy_(orthogonalize_modes(pr) * math.sqrt(power / float((pr.abs() ** 2).sum())))
     phases = torch.stack([_compose(pyr, scales, (H, W)).detach().sum(0) for pyr in pyramids])
+    corners = np.asarray(top_left, np.float64) + shift.detach().double().cpu().numpy()
     with torch.no_grad():
-        return phases.cpu().numpy(), probe_now().cpu().numpy()
+        return PtychographyResult(phases.cpu().numpy(), probe_now().cpu().numpy(), corners)
 
 
 def reconstruct_angle(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid: BeamGrid,
-                      theta_rad: float, wavelength_m: float, **kw) -> np.ndarray:
-    """Projected phase ``(height, width)`` of one angle's patterns ``(N, h, w)`` with a known probe."""
-    return reconstruct_angles(intensities[None], probe, top_left[None], grid, [theta_rad], wavelength_m, **kw)[0][0]
+                      theta_rad: float, wavelength_m: float, **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Projected phase ``(height, width)`` of one angle's patterns ``(N, h, w)`` with a known probe, and
+    the corners ``(N, 2)`` (refined with ``refine_positions``)."""
+    r = reconstruct_angles(intensities[None], probe, np.asarray(top_left)[None], grid, [theta_rad], wavelength_m,
+                           **kw)
+    return r.phases[0], r.top_left[0]
 
 
 def _compose(pyramid: list[torch.Tensor], scales: tuple[int, ...], shape: tuple[int, int]) -> torch.Tensor:
