@@ -20,7 +20,9 @@ attribute ``simulation`` records how the data were made.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from typing import Literal
 
 import numpy as np
@@ -30,7 +32,7 @@ from pydantic import Field, model_validator
 from .config import Settings
 from .device import pick_device
 from .io import ScanData, Volume
-from .physics.geometry import (angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
+from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
                                wavelength_m)
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
@@ -106,7 +108,7 @@ class FineModel:
 
     def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
         n = settings.detector_size
-        self.grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), 1, multiple=4)
+        self.grid = physics_grid(volume, settings, 1)
         self.phase = reference.spline_volume(volume.data, self.grid)
         self.attenuation = (None if volume.attenuation is None
                             else reference.spline_volume(volume.attenuation, self.grid))
@@ -164,25 +166,29 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
-    true_tl = true_corners(top_left, len(angles_deg), grid.slice_shape, n, settings, rng)
+    nominal_m = grid.positions_m(top_left, (n, n))
+    physics = fine.grid if fine is not None and settings.model == "fine" else physics_grid(volume, settings,
+                                                                                           settings.n_slabs)
+    nominal_tl = physics.top_left(nominal_m, (n, n))
+    true_tl = true_corners(nominal_tl, len(angles_deg), physics.slice_shape, n, settings, rng)
     bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
     if settings.model == "fast":
         intensities = scan_intensities(
-            volume.data, np.deg2rad(angles_deg), grid, probe, true_tl, wavelength_m(settings.energy_kev),
+            volume.data, np.deg2rad(angles_deg), physics, probe, true_tl, wavelength_m(settings.energy_kev),
             attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
         record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
                   "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
     else:
         if fine is None:
             fine = FineModel(volume, settings, probe)
-            fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
+            fine.converge_slabs(angles_deg, nominal_tl, settings.slab_tolerance)
         intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
         for i in bar(range(len(angles_deg))):
             intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
                                            true_tl[i] if true_tl.ndim == 3 else true_tl)
         record = fine.record()
     if true_tl.ndim == 3:
-        err = true_tl - top_left[None]
+        err = true_tl - nominal_tl[None]
         record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
                                f"{settings.position_drift_px:g} px rms per axis; measured rms "
                                f"{float(np.sqrt(np.mean(err ** 2))):.3f} px (clipped to the slice grid)")
@@ -193,12 +199,27 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
                        f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
                        f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
-    return ScanData(intensities, grid.positions_m(top_left, (n, n)), angles_deg, guess.astype(np.complex64),
+    return ScanData(intensities, nominal_m, angles_deg, guess.astype(np.complex64),
                     settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
                     volume.voxel_size_m,
                     {"simulated": True, "simulation": record, "settings": settings.to_dict()},
                     true_probe=probe.astype(np.complex64),
-                    true_positions_m=None if true_tl.ndim == 2 else grid.positions_m(true_tl, (n, n)))
+                    true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)))
+
+
+def position_margin_px(settings: SimulateSettings) -> int:
+    """Pixels added around the simulator's slice grid for probes that errors move off the nominal
+    scan: 4x the errors' rms (0 without errors; larger errors are clipped to the grid)."""
+    return math.ceil(4 * (settings.position_error_px + settings.position_drift_px))
+
+
+def physics_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
+    """The slice grid the simulator computes on: the volume's beam grid, grown by
+    :func:`position_margin_px` on every side (the same centre, so positions in metres agree)."""
+    n = settings.detector_size
+    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), n_slabs, multiple=4)
+    m = position_margin_px(settings)
+    return dataclasses.replace(grid, height=grid.height + 2 * m, width=grid.width + 2 * m)
 
 
 def true_corners(nominal: np.ndarray, n_angles: int, shape: tuple[int, int], n: int, settings: SimulateSettings,

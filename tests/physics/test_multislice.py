@@ -200,3 +200,17 @@ def test_integer_float_positions_skip_the_shift_and_match_integer_ones(rng):
     a = forward_intensity(slices, probe, pos, wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
     b = forward_intensity(slices, probe, pos.astype(float), wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
     np.testing.assert_array_equal(a, b)
+
+
+def test_exit_wave_derivatives_match_autograd(rng):
+    from rapidtomo.physics.multislice import Multislice
+    slices, probe, _ = random_case(rng, 3, 2, h=12, H=30, N=2)
+    ms = Multislice(torch.from_numpy(probe), wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    t = torch.from_numpy(slices)
+    pos = torch.tensor([[5.2, 7.7], [10.1, 3.35]], dtype=torch.float64)
+    d = ms.exit_wave_derivatives(t, pos)
+    for axis in range(2):
+        e = torch.zeros_like(pos)
+        e[:, axis] = 1.0
+        _, jvp = torch.autograd.functional.jvp(lambda p: torch.view_as_real(ms.exit_waves(t, p)), pos, e)
+        torch.testing.assert_close(torch.view_as_real(d[axis]), jvp, rtol=1e-9, atol=1e-9)

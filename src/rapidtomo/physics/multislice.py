@@ -170,9 +170,29 @@ class Multislice:
         probe = self._probe_like(slices)
         corner, rest = split_positions(positions)
         patches = extract_patches(slices, corner, self.window)
-        probe = probe[None] if rest is None else shift_probe(probe, rest)
-        psi = probe * patches[0][:, None]
-        if slices.shape[0] > 1:
+        return self._through(probe[None] if rest is None else shift_probe(probe, rest), patches)
+
+    def exit_wave_derivatives(self, slices: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``∂ψ/∂(row, col)`` of the exit waves: ``(2, N, M, h, w)`` per pixel of position.
+
+        The exit wave is linear in the probe, so its derivative is the multislice of the moved
+        probe's derivative, ``−∂P(· − f)/∂x`` (spectrum times ``−2πi·k``), through the same slices.
+        """
+        probe = self._probe_like(slices)
+        corner, rest = split_positions(positions.to(probe.real.dtype))
+        patches = extract_patches(slices, corner, self.window)
+        moved = probe[None].expand(len(corner), -1, -1, -1) if rest is None else shift_probe(probe, rest)
+        h, w = self.window
+        real = probe.real.dtype
+        k = (torch.fft.fftfreq(h, device=probe.device, dtype=real)[:, None],
+             torch.fft.fftfreq(w, device=probe.device, dtype=real)[None, :])
+        spec = torch.fft.fft2(moved)
+        return torch.stack([self._through(torch.fft.ifft2(spec * (-2j * math.pi * ki)), patches) for ki in k])
+
+    def _through(self, probes: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Probes ``(N or 1, M, h, w)`` through the slices' patches ``(L, N, h, w)`` → exit waves ``(N, M, h, w)``."""
+        psi = probes * patches[0][:, None]
+        if patches.shape[0] > 1:
             # P_Δz with the inverse FFT's 1/(h·w) folded in; in place on the spectrum (autograd-safe:
             # the product with a constant needs no saved input)
             prop = self._propagator(psi.dtype, psi.device)

@@ -26,14 +26,17 @@ keeps orthogonality) and rescaled to the measured power.
 Detector: residuals at bad pixels (``bad_pixels (h, w)``, True = bad) and at counts ≥
 ``saturation_level`` are left out of the loss (:func:`rapidtomo.physics.detector.valid_pixels`).
 
-Position refinement (``refine_positions``, as LSQ-ML / pty-chi): the corners are the nominal
-ones plus a per-position shift ``(K, N, 2)`` in pixels, differentiable through the probe's Fourier
-shift (:func:`rapidtomo.physics.multislice.shift_probe`). From epoch ``position_start_epoch`` (the
-object first takes a rough form) each epoch's gradient, accumulated over its batches, gives one
-Adam step of ``position_lr_px`` pixels (cosine-decayed); after each step the shifts of every angle
-have their mean removed (a common shift of all positions is a shift of the object, which the data
-cannot see; the nominal positions keep the registration between angles) and are clipped to
-``±max_position_shift_px``.
+Position refinement (``refine_positions``, as LSQ-ML in PtychoShelves and pty-chi): the corners
+are the nominal ones plus a per-position shift ``(K, N, 2)`` in pixels, applied as the probe's
+Fourier sub-pixel shift (:func:`rapidtomo.physics.multislice.shift_probe`). From epoch
+``position_start_epoch`` (the object first takes a rough form), after each batch's object step,
+each of its positions moves by ``position_step`` × the least-squares shift that best explains the
+exit-wave correction χ (the amplitude projection's change, at valid pixels) with the exit wave's
+derivative in the position, per axis ``Δ = Σ Re(conj(∂ψ/∂r)·χ) / Σ |∂ψ/∂r|²``
+(:meth:`rapidtomo.physics.multislice.Multislice.exit_wave_derivatives`), at most ½ pixel per
+update. After every epoch the shifts of each angle have their mean removed (a common shift of all
+positions is a shift of the object, which the data cannot see; the nominal positions keep the
+registration between angles) and are clipped to ``±max_position_shift_px`` and to the slice grid.
 """
 from __future__ import annotations
 
@@ -89,7 +92,7 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                        probe_lr: float = 0.01, defocus_lr: float = 0.5, probe_start_epoch: int = 2, seed: int = 0,
                        scales: tuple[int, ...] = (1, 4, 16), bad_pixels: np.ndarray | None = None,
                        saturation_level: float | None = None, refine_positions: bool = False,
-                       position_lr_px: float = 0.1, position_start_epoch: int = 3,
+                       position_step: float = 1.0, position_start_epoch: int = 3,
                        max_position_shift_px: float = 3.0, device="cpu") -> PtychographyResult:
     """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` and the corners of K angles.
 
@@ -109,7 +112,7 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
     data = amp if saturation_level is None else torch.as_tensor(np.asarray(intensities), dtype=torch.float32,
                                                                 device=dev)
     bad = as_mask_tensor(bad_pixels, dev)
-    shift = torch.zeros_like(pos, requires_grad=refine_positions)
+    shift = torch.zeros_like(pos)
     pr = torch.as_tensor(np.asarray(probe), device=dev).to(torch.complex64)
     H, W = grid.slice_shape
     L = grid.n_slabs
@@ -141,26 +144,21 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
         dof = 2 * grid.pixel_m**2 / wavelength_m
         probe_opt = torch.optim.Adam([{"params": [pr], "lr": step}, {"params": [defocus], "lr": defocus_lr * dof}])
         probe_sched = torch.optim.lr_scheduler.CosineAnnealingLR(probe_opt, probe_steps, eta_min=0)
-    shift_opt = shift_sched = None
-    if refine_positions:
-        shift_opt = torch.optim.Adam([shift], lr=position_lr_px)
-        shift_sched = torch.optim.lr_scheduler.CosineAnnealingLR(shift_opt, max(1, epochs - position_start_epoch),
-                                                                 eta_min=0)
+    upper = torch.tensor([H - probe.shape[-2], W - probe.shape[-1]], dtype=pos.dtype, device=dev)
     spacing = [grid.slab_thickness_m(float(th)) for th in thetas_rad]
     for epoch in range(epochs):
         orders = [torch.randperm(n, generator=g).to(dev) for _ in range(K)]
         probe_on = refine_probe and epoch >= probe_start_epoch
         positions_on = refine_positions and epoch >= position_start_epoch
-        if refine_positions:
-            shift.grad = None
         for i in range(0, n, batch_size):
             for k in range(K):
                 b = orders[k][i:i + batch_size]
                 t = transmission(_compose(pyramids[k], scales, (H, W)), mus[k])
                 core = Multislice(probe_now(), wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
                                   slice_spacing_m=spacing[k])
-                corners = pos[k, b] + shift[k, b] if positions_on else pos[k, b]
-                model = far_field_intensity(core.exit_waves(t, corners))
+                corners = pos[k, b] + shift[k, b]
+                psi = core.exit_waves(t, corners)
+                model = far_field_intensity(psi)
                 residual = (torch.sqrt(model + 1e-6) - amp[k, b]) ** 2
                 weight = valid_pixels(data[k, b], bad, saturation_level)
                 loss = (residual if weight is None else residual * weight).mean()
@@ -173,12 +171,15 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                 if probe_on:
                     probe_opt.step()
                     probe_sched.step()
+                if positions_on:
+                    with torch.no_grad():
+                        shift[k, b] += position_step * _position_update(core, t.detach(), corners, psi.detach(),
+                                                                        amp[k, b], weight)
         if positions_on:
-            shift_opt.step()
-            shift_sched.step()
             with torch.no_grad():
                 shift -= shift.mean(dim=1, keepdim=True)
                 shift.clamp_(-max_position_shift_px, max_position_shift_px)
+                shift.copy_(torch.minimum(torch.clamp(pos + shift, min=0), upper) - pos)
         if probe_on:
             with torch.no_grad():
                 pr.copy_(orthogonalize_modes(pr) * math.sqrt(power / float((pr.abs() ** 2).sum())))
@@ -195,6 +196,30 @@ def reconstruct_angle(intensities: np.ndarray, probe: np.ndarray, top_left: np.n
     r = reconstruct_angles(intensities[None], probe, np.asarray(top_left)[None], grid, [theta_rad], wavelength_m,
                            **kw)
     return r.phases[0], r.top_left[0]
+
+
+def _position_update(core: Multislice, slices: torch.Tensor, corners: torch.Tensor, psi: torch.Tensor,
+                     amp: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Least-squares shifts ``(B, 2)`` (pixels, each within ±½) of positions ``corners (B, 2)`` given
+    their exit waves ``psi (B, M, h, w)`` and measured amplitudes ``amp (B, h, w)`` (DC centred)."""
+    F = torch.fft.fft2(psi)
+    modulus = torch.sqrt((F.abs() ** 2).sum(1, keepdim=True))
+    ratio = torch.fft.ifftshift(amp, dim=(-2, -1))[:, None] / (modulus + 1e-6) - 1
+    if weight is not None:
+        ratio = ratio * torch.fft.ifftshift(weight, dim=(-2, -1))[:, None]
+    chi = torch.fft.ifft2(F * ratio)
+    # the derivative with the window following the object (the object moving under a fixed window,
+    # as LSQ-ML writes it): moving the probe and then translating the whole exit wave back changes
+    # no intensity, so that translation, +∂ψ/∂x, is added; it leaves only the part the data can see
+    h, w = psi.shape[-2:]
+    real = amp.dtype
+    k = (torch.fft.fftfreq(h, device=psi.device, dtype=real)[:, None],
+         torch.fft.fftfreq(w, device=psi.device, dtype=real)[None, :])
+    d = core.exit_wave_derivatives(slices, corners) + torch.stack([torch.fft.ifft2(F * (2j * math.pi * ki))
+                                                                   for ki in k])
+    num = (d.conj() * chi[None]).real.sum(dim=(2, 3, 4))
+    den = (d.abs() ** 2).sum(dim=(2, 3, 4))
+    return (num / (den + 1e-12 * den.max())).clamp(-0.5, 0.5).T.to(corners.dtype)
 
 
 def _compose(pyramid: list[torch.Tensor], scales: tuple[int, ...], shape: tuple[int, int]) -> torch.Tensor:

@@ -57,9 +57,11 @@ class TwoStepSettings(Settings):
     probe_defocus_lr: float = Field(0.5, gt=0, description="Adam step of the probe's defocus correction as a "
                                     "fraction of the depth of field 2·dx²/λ")
     probe_start_epoch: int = Field(2, ge=0, description="epochs of object-only updates before the probe moves")
-    refine_positions: bool = Field(False, description="refine each angle's scan positions (per-position shifts, "
-                                   "gradient through a Fourier sub-pixel shift of the probe; mean shift kept 0)")
-    position_lr_px: float = Field(0.1, gt=0, description="position refinement: Adam step per epoch (pixels)")
+    refine_positions: bool = Field(False, description="refine each angle's scan positions (per-position "
+                                   "least-squares shifts, applied as Fourier sub-pixel shifts of the probe; mean "
+                                   "shift kept 0)")
+    position_step: float = Field(1.0, gt=0, le=1, description="position refinement: the fraction of each "
+                                 "position's least-squares shift applied per update")
     position_start_epoch: int = Field(3, ge=0, description="epochs before the positions move")
     max_position_shift_px: float = Field(3.0, gt=0, description="largest position correction (pixels)")
     saturation_level: float | None = Field(None, gt=0, description="counts at or above this are left out of the "
@@ -84,7 +86,7 @@ def detector_and_positions(settings: TwoStepSettings, detector: tuple, positions
     mask, level = detector
     kw = {"bad_pixels": mask, "saturation_level": settings.saturation_level or level}
     if positions:
-        kw.update(refine_positions=settings.refine_positions, position_lr_px=settings.position_lr_px,
+        kw.update(refine_positions=settings.refine_positions, position_step=settings.position_step,
                   position_start_epoch=settings.position_start_epoch,
                   max_position_shift_px=settings.max_position_shift_px)
     return kw
@@ -116,7 +118,9 @@ def n_workers(settings: TwoStepSettings, device: torch.device) -> int:
     return settings.workers or torch.get_num_threads()
 
 
-def _grid(scan: ScanData, settings: TwoStepSettings):
+def ptychography_grid(scan: ScanData, settings: TwoStepSettings):
+    """The slice grid of the per-angle ptychography: the volume's beam grid, grown until every window
+    fits (refined positions stay on it: a window at its edge does not move out)."""
     h, w = scan.intensities.shape[-2:]
     return beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), settings.n_slices).covering(scan.positions_m, (h, w))
 
@@ -160,7 +164,7 @@ def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | 
         if cache is not None and "probe_retrieved" in cache:
             return cache["probe_retrieved"][()]
         h, w = scan.intensities.shape[-2:]
-        grid = _grid(scan, settings)
+        grid = ptychography_grid(scan, settings)
         idx = probe_angle_indices(scan.angles_deg, settings.probe_angles)
         device = pick_device(settings.device)
         threads = torch.get_num_threads()
@@ -215,7 +219,7 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
     """
     h, w = scan.intensities.shape[-2:]
     probe = scan.probe if probe is None else probe
-    grid = _grid(scan, settings)
+    grid = ptychography_grid(scan, settings)
     Y = scan.volume_shape[1]
     device = pick_device(settings.device)
     out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
