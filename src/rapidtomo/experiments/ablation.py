@@ -12,6 +12,7 @@ import numpy as np
 from .. import rundir
 from ..io import read_volume
 from ..io.atomic import atomic_path
+from ..nn.unet import COARSE_INPUTS
 from .sweeps import METRICS, _run_settings
 
 VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
@@ -37,6 +38,7 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
     run_train = cfg["train"]
     appx = read_volume(run_dir / rundir.APPROXIMANT)
     golden = read_volume(run_dir / rundir.GOLDEN)
+    fine = {i: read_volume(run_dir / rundir.baseline(i)) for i in run_train.inputs if i not in COARSE_INPUTS}
     seeds = list(seeds) if seeds else [run_train.seed]
     records = []
     for v in variants:
@@ -46,11 +48,12 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
             settings = settings_from(TrainSettings, "train", {**run_train.model_dump(), **overrides})
             model = run_dir / "ablation" / (f"model_{v}.pt" if len(seeds) == 1 else f"model_{v}_s{seed}.pt")
             t0 = time.perf_counter()
-            result = train(appx, golden, settings, model)
+            result = train(appx, golden, settings, model, baselines=fine)
             seconds = time.perf_counter() - t0
             parameters = sum(p.numel() for p in result["network"].parameters())
             region_x, _ = heldout_region(appx.shape, settings)
-            m = evaluate(golden, {"rapid": predict(model, appx)}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
+            pred = predict(model, appx if "approximant" in settings.inputs else None, baselines=fine)
+            m = evaluate(golden, {"rapid": pred}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
             runs.append({"seed": seed, **{k: float(m[k]) for k in METRICS}, "train_seconds": seconds})
         record = {"variant": v, "parameters": parameters, "seeds": seeds}
         for k in (*METRICS, "train_seconds"):
