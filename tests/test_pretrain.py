@@ -221,6 +221,13 @@ def test_pretrain_command_end_to_end(tmp_path, capsys):
     m = json.loads((tmp_path / "c" / MANIFEST).read_text())
     assert [s["seed"] for s in m["samples"]] == [1001] and m["simulate"]["model"] == "fast"
     assert "wrote" in capsys.readouterr().out
+    # a network with the SART input: a corpus cannot provide it, refused before any sample is made
+    with_sart = cfg.read_text() + 'inputs = ["approximant", "sart"]\n'
+    cfg.write_text(with_sart)
+    assert main([*args[:4], str(tmp_path / "c2"), *args[5:]]) == 2
+    err = capsys.readouterr().err
+    assert "pre-training corpora hold approximants only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c2").exists()
 
 
 

@@ -2,7 +2,9 @@
 on CPU or CUDA, writing the 2x finer output; out-of-core from and to HDF5/zarr files.
 
 Windows span the whole z; in y and x they are the model's training patch (approximant grid)
-with 50 % overlap by default, the last window aligned to the volume's end. Each window's output
+with 50 % overlap by default, the last window aligned to the volume's end. Every input the
+model takes (``LoadedModel.settings.inputs``) is windowed on the same region: the approximant
+on its grid, the full-resolution ones (reduced-angle SART, FBP) with windows 2x larger. Each window's output
 (2x the window in y and x) is weighted by a separable Gaussian (σ = window/8 on each axis,
 floored at 1e-3 so edges still count) and the sum is divided by the summed weights, so the
 result has no seams. Where the volume fits in one window the network runs once on it.

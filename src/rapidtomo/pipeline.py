@@ -156,7 +156,8 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
     ``[golden]`` values, then ``[baseline]``'s), approximant, train (``inputs`` default
     :data:`PIPELINE_INPUTS`), predict, and one per baseline method of ``[pipeline] baselines`` and
     of the network's inputs (:func:`baseline_methods`; the baseline settings with that method).
-    Pre-training ``on`` with inputs that a corpus cannot provide is refused here."""
+    Pre-training (``on``, or ``auto`` with a ``model``) with inputs that a corpus cannot provide is
+    refused here."""
     from .infer import PredictSettings
     from .pretrain import PretrainSettings
     from .recon import ApproximantSettings, TwoStepSettings
@@ -179,7 +180,8 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
         "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
         "pretrain": settings_from(PretrainSettings, "pretrain", sec("pretrain"), src),
     }
-    if out["pretrain"].enabled == "on":
+    pre = out["pretrain"]
+    if pre.enabled == "on" or pre.enabled == "auto" and pre.model:
         from .pretrain import check_pretrainable
         check_pretrainable(train, f"{src}: [train]")
     for m in baseline_methods(pipe, train):
