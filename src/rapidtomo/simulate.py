@@ -61,6 +61,9 @@ class SimulateSettings(Settings):
     slab_tolerance: float = Field(1e-3, gt=0, description="fine model: slabs are halved until halving them "
                                   "changes the sample's part of the patterns by less than this (relative)")
     scan_step_px: int = Field(6, ge=1, description="largest scan step between neighbouring windows (pixels)")
+    scan_step_y_px: int | None = Field(None, ge=1, description="largest step between rows of windows (pixels), "
+                                       "for an anisotropic scan (the paper: 500 nm in y, 100 nm in x); default: "
+                                       "scan_step_px")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
     n_slabs: int = Field(5, ge=1, description="fast model only: slabs L of the multislice model")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
@@ -73,6 +76,11 @@ class SimulateSettings(Settings):
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
+
+    @property
+    def scan_steps_px(self) -> tuple[int, int]:
+        """The largest scan steps ``(y, x)`` in pixels."""
+        return (self.scan_step_y_px or self.scan_step_px, self.scan_step_px)
 
     @model_validator(mode="after")
     def _check(self):
@@ -155,7 +163,7 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     """
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
-    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
     bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
     if settings.model == "fast":
         intensities = scan_intensities(
@@ -247,7 +255,7 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
     if settings.model == "fine":
         n = settings.detector_size
         fine = FineModel(phantom, settings, probe)
-        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
         fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
     nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine)
     reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine)
