@@ -67,6 +67,9 @@ class SimulateSettings(Settings):
     slab_tolerance: float = Field(1e-3, gt=0, description="fine model: slabs are halved until halving them "
                                   "changes the sample's part of the patterns by less than this (relative)")
     scan_step_px: int = Field(6, ge=1, description="largest scan step between neighbouring windows (pixels)")
+    scan_step_y_px: int | None = Field(None, ge=1, description="largest step between rows of windows (pixels), "
+                                       "for an anisotropic scan (the paper: 500 nm in y, 100 nm in x); default: "
+                                       "scan_step_px")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
     position_error_px: float = Field(0.0, ge=0, description="random error of the true probe positions from the "
                                      "nominal (written) ones, rms per axis (pixels)")
@@ -83,6 +86,11 @@ class SimulateSettings(Settings):
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
+
+    @property
+    def scan_steps_px(self) -> tuple[int, int]:
+        """The largest scan steps ``(y, x)`` in pixels."""
+        return (self.scan_step_y_px or self.scan_step_px, self.scan_step_px)
 
     @model_validator(mode="after")
     def _check(self):
@@ -165,7 +173,7 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     """
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
-    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
     nominal_m = grid.positions_m(top_left, (n, n))
     physics = fine.grid if fine is not None and settings.model == "fine" else physics_grid(volume, settings,
                                                                                            settings.n_slabs)
@@ -297,7 +305,7 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
     if settings.model == "fine":
         n = settings.detector_size
         fine = FineModel(phantom, settings, probe)
-        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
         fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
     nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine)
     reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine)

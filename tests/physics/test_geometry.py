@@ -45,3 +45,12 @@ def test_top_left_keeps_fractions_and_snaps_rounding_noise():
 def test_beam_grid_needs_square_pixels():
     with pytest.raises(ValueError):
         beam_grid((4, 4, 4), (1e-8, 2e-8, 1e-8), (2, 2), 1)
+
+
+@pytest.mark.parametrize("L", [1, 2, 5])
+def test_first_slab_centre_is_symmetric_with_the_last_about_the_axis(L):
+    g = beam_grid((6, 4, 20), (2e-8, 1e-8, 1e-8), (8, 8), L)
+    for theta in (0.0, 0.5, -1.1):
+        first, dz = g.first_slab_m(theta), g.slab_thickness_m(theta)
+        assert first - dz / 2 == pytest.approx(-g.extent_m(theta) / 2)  # the first slab starts at the support
+        assert first + (L - 1) * dz == pytest.approx(-first)  # the last slab's centre mirrors it

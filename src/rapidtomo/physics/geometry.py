@@ -124,6 +124,12 @@ class BeamGrid:
         """Distance between consecutive slices at θ (the multislice Δz): the extent / L."""
         return self.extent_m(theta_rad) / self.n_slabs
 
+    def first_slab_m(self, theta_rad: float) -> float:
+        """Position along the beam of the first slab's centre at θ, relative to the rotation axis
+        (b = 0), ``−(extent − Δz)/2`` ≤ 0: where the multislice applies its first transmission, and
+        so the plane to which the probe, given at b = 0, is propagated."""
+        return -(self.extent_m(theta_rad) - self.slab_thickness_m(theta_rad)) / 2
+
     @property
     def slice_shape(self) -> tuple[int, int]:
         return (self.height, self.width)

@@ -130,7 +130,7 @@ class Multislice:
 
     Parameters
     ----------
-    probe : (M, h, w) or (h, w) complex probe modes (numpy or torch)
+    probe : (M, h, w) or (h, w) complex probe modes at the first slice's plane (numpy or torch)
     wavelength_m, pixel_size_m, slice_spacing_m : λ, slice pixel, distance Δz between slices (m)
     """
 

@@ -4,7 +4,9 @@ Unknowns per angle: L slices of phase φ_l (and optionally attenuation μ_l) on 
 grid, t_l = exp(−i·φ_l − μ_l) (the operator's sign, :func:`rapidtomo.physics.operator.transmission`);
 optionally the probe modes, shared by every angle solved together (blind ptychography, as LSQ-ML
 in PtychoShelves: the scan file's probe is only an initial guess). Forward model: the operator's
-multislice core (:class:`rapidtomo.physics.multislice.Multislice`) at the angle's slab spacing.
+multislice core (:class:`rapidtomo.physics.multislice.Multislice`) at the angle's slab spacing, the
+probe given at the plane through the rotation axis (b = 0) and propagated to the angle's first slab
+(``BeamGrid.first_slab_m``), as in the operator.
 Loss: amplitude least squares Σ (sqrt(Σ_m |u_m|²) − sqrt(g))², the Gaussian approximation of the
 Poisson likelihood that is insensitive to the photon count (LSQML-like). Solver: Adam on
 mini-batches of positions (a stochastic gradient method in the spirit of ePIE: each batch updates
@@ -15,7 +17,8 @@ single-pixel updates fill in only slowly from their edges, converge in a few epo
 
 Probe refinement: the initial probe is scaled to the measured power (``h·w·Σ_m Σ|P_m|²`` = mean
 photons per pattern). The probe is ``P = P_Δ(Q)``: pixel modes Q propagated (angular spectrum) by a
-defocus correction Δ. A wrong defocus, the usual error of a zone-plate model, is one parameter for
+defocus correction Δ; angle k sees ``P_{Δ+d_k}(Q)``, one kernel for the defocus and the distance
+d_k from b = 0 to its first slab. A wrong defocus, the usual error of a zone-plate model, is one parameter for
 Δ but a slow, ill-conditioned change for pixel-wise updates (the far field, which the data fix
 directly, does not change with it). From epoch ``probe_start_epoch`` Δ takes Adam steps of
 ``defocus_lr`` × the depth of field 2·dx²/λ and Q steps of ``probe_lr`` × the initial probe's peak
@@ -86,6 +89,20 @@ def orthogonalize_modes(probe: torch.Tensor) -> torch.Tensor:
     return (vec[:, torch.argsort(power, descending=True)].T @ flat).reshape(probe.shape)
 
 
+def relative_wavenumber(shape: tuple[int, int], wavelength_m: float, pixel_m: float, device="cpu") -> torch.Tensor:
+    """``k_z − 2π/λ`` (rad/m) ``(h, w)`` float64: the angular-spectrum phase per metre without the
+    global phase (which changes no intensity and would cost precision); 0 where evanescent (those
+    components pass unchanged)."""
+    kz, propagating = axial_wavenumber(shape, wavelength_m, pixel_m)
+    return torch.as_tensor(np.where(propagating, kz - 2 * math.pi / wavelength_m, 0.0), device=device)
+
+
+def propagate_probe(probe: torch.Tensor, kz: torch.Tensor, z) -> torch.Tensor:
+    """Probe modes ``(M, h, w)`` propagated by ``z`` metres (float or a float64 tensor, differentiable):
+    one kernel ``exp(i·kz·z)`` of :func:`relative_wavenumber`'s ``kz``."""
+    return torch.fft.ifft2(torch.fft.fft2(probe) * torch.polar(torch.ones_like(kz), kz * z).to(probe.dtype))
+
+
 def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid: BeamGrid,
                        thetas_rad, wavelength_m: float, *, epochs: int = 20, batch_size: int = 32,
                        lr_rad: float = 0.05, refine_attenuation: bool = True, refine_probe: bool = False,
@@ -94,12 +111,13 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                        saturation_level: float | None = None, refine_positions: bool = False,
                        position_step: float = 1.0, position_start_epoch: int = 3,
                        max_position_shift_px: float = 3.0, device="cpu") -> PtychographyResult:
-    """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` and the corners of K angles.
+    """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` at b = 0 and the corners
+    of K angles.
 
     ``intensities (K, N, h, w)``, ``top_left (K, N, 2)`` (pixels, fractional allowed) on the
     slice grid of ``grid`` (whose
     ``n_slabs`` slices split the sample's extent at each θ of ``thetas_rad``; 1 = projection
-    approximation), ``probe (M, h, w)`` the initial (or known) probe. Every epoch visits each
+    approximation), ``probe (M, h, w)`` the initial (or known) probe at b = 0. Every epoch visits each
     angle's positions in a seeded random order, the angles interleaved batch by batch, so a shared
     probe sees them all. Without ``refine_probe`` the probe is returned unchanged, without
     ``refine_positions`` the corners.
@@ -121,15 +139,12 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
         power = measured_power(intensities)
         pr = orthogonalize_modes(pr) * math.sqrt(power / float((pr.abs() ** 2).sum()))
         pr.requires_grad_(True)
-    # the probe's defocus P_Δ: angular-spectrum phase per metre k_z − 2π/λ (the global phase, which
-    # changes no intensity and would cost precision, left out; evanescent components pass unchanged)
-    kz_abs, propagating = axial_wavenumber(tuple(pr.shape[-2:]), wavelength_m, grid.pixel_m)
-    kz = torch.as_tensor(np.where(propagating, kz_abs - 2 * math.pi / wavelength_m, 0.0), device=dev)
+    kz = relative_wavenumber(tuple(pr.shape[-2:]), wavelength_m, grid.pixel_m, dev)
+    first = [grid.first_slab_m(float(th)) for th in thetas_rad]
 
-    def probe_now() -> torch.Tensor:
-        if not refine_probe:
-            return pr
-        return torch.fft.ifft2(torch.fft.fft2(pr) * torch.polar(torch.ones_like(kz), kz * defocus).to(pr.dtype))
+    def probe_at(z) -> torch.Tensor:
+        """The probe P_{Δ+z}(Q) at distance z (m) downstream of b = 0 (differentiable in Q and Δ)."""
+        return propagate_probe(pr, kz, defocus + z)
     pyramids = [[torch.zeros((L, -(-H // f), -(-W // f)), device=dev, requires_grad=True) for f in scales]
                 for _ in range(K)]
     mus = [torch.zeros((L, H, W), device=dev, requires_grad=refine_attenuation) for _ in range(K)]
@@ -146,6 +161,7 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
         probe_sched = torch.optim.lr_scheduler.CosineAnnealingLR(probe_opt, probe_steps, eta_min=0)
     upper = torch.tensor([H - probe.shape[-2], W - probe.shape[-1]], dtype=pos.dtype, device=dev)
     spacing = [grid.slab_thickness_m(float(th)) for th in thetas_rad]
+    fixed = None if refine_probe else [probe_at(z) for z in first]  # a known probe: propagated once
     for epoch in range(epochs):
         orders = [torch.randperm(n, generator=g).to(dev) for _ in range(K)]
         probe_on = refine_probe and epoch >= probe_start_epoch
@@ -154,7 +170,7 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
             for k in range(K):
                 b = orders[k][i:i + batch_size]
                 t = transmission(_compose(pyramids[k], scales, (H, W)), mus[k])
-                core = Multislice(probe_now(), wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
+                core = Multislice(probe_at(first[k]) if fixed is None else fixed[k], wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
                                   slice_spacing_m=spacing[k])
                 corners = pos[k, b] + shift[k, b]
                 psi = core.exit_waves(t, corners)
@@ -186,7 +202,8 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
     phases = torch.stack([_compose(pyr, scales, (H, W)).detach().sum(0) for pyr in pyramids])
     corners = np.asarray(top_left, np.float64) + shift.detach().double().cpu().numpy()
     with torch.no_grad():
-        return PtychographyResult(phases.cpu().numpy(), probe_now().cpu().numpy(), corners)
+        return PtychographyResult(phases.cpu().numpy(), (probe_at(0.0) if refine_probe else pr).cpu().numpy(),
+                                  corners)
 
 
 def reconstruct_angle(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid: BeamGrid,
