@@ -141,7 +141,7 @@ def test_fine_model_agrees_with_the_operator_at_fractional_positions():
     theta = 0.6
     I_fine = ref.angle_intensities(fine, None, theta, grid, fine_probe, tl, LAM, 8)
     g = beam_grid(SHAPE, (D,) * 3, (N, N), 8, multiple=4)
-    H = PtychoTomoOperator(g, probe, LAM, dtype=torch.float64).at(theta)
+    H = PtychoTomoOperator(g, probe, LAM, dtype=torch.float64).at(theta)  # propagates the probe to its first slab
     I_op = H.intensities(torch.tensor(v), torch.tensor(tl)).numpy()
     I_rounded = H.intensities(torch.tensor(v), torch.tensor(np.rint(tl))).numpy()
     err = np.linalg.norm(I_fine - I_op) / np.linalg.norm(I_op)

@@ -126,6 +126,24 @@ def test_golden_standard_of_the_default_ic_beats_the_baselines():
     assert pcc(fbp.data, ph.data) < pcc(golden.data, ph.data) - 0.1
 
 
+def test_ptychography_applies_the_probe_where_the_operator_does():
+    # the probe is given at b = 0; ptychography's kernel (defocus + d_k) and the operator's
+    # propagation to the first slab give the same field up to a global phase
+    from rapidtomo.physics.operator import PtychoTomoOperator
+    from rapidtomo.physics.probe import zone_plate_probe
+    from rapidtomo.recon.ptychography import propagate_probe, relative_wavenumber
+    lam, h = 3e-9, 16
+    probe = torch.as_tensor(zone_plate_probe(h, 28e-9, 8.8)[None], dtype=torch.complex128)
+    grid = beam_grid((12, 8, 48), (28e-9,) * 3, (h, h), 4)
+    kz = relative_wavenumber((h, h), lam, grid.pixel_m)
+    for theta in (0.0, 0.9):
+        want = PtychoTomoOperator(grid, probe, lam, dtype=torch.float64).at(theta).multislice.probe
+        got = propagate_probe(probe, kz, torch.tensor(grid.first_slab_m(theta), dtype=torch.float64))
+        overlap = torch.vdot(got.ravel(), want.ravel())
+        torch.testing.assert_close(got * overlap / overlap.abs(), want, atol=1e-9, rtol=0)
+        assert float((got - probe).abs().max()) > 1e-3 * float(probe.abs().max())  # the planes do differ
+
+
 def fast_scan(**kw):
     ph = synthetic_ic((8, 32, 64), (28e-9,) * 3, seed=2)
     s = SimulateSettings(shape=ph.shape, n_nominal=1, n_reduced=1, model="fast", photons=1e6, **kw)
@@ -172,24 +190,6 @@ def test_position_refinement_moves_positions_toward_the_truth():
         e = (c - true)[0, on_sample]
         return np.sqrt(np.mean((e - e.mean(0)) ** 2))
 
-    assert abs(r.top_left.mean(1) - tl.mean(1)).max() < 0.05  # the mean shift stays ~0 (0 but for the grid's edges)
+    assert abs(r.top_left.mean(1) - tl.mean(1)).max() < 0.05  # the mean shift stays ~0 (0 but for the grid edges)
     print(f"position error on the sample: {rms(tl):.3f} px → {rms(r.top_left):.3f} px")
     assert rms(r.top_left) < 0.6 * rms(tl)
-
-
-def test_ptychography_applies_the_probe_where_the_operator_does():
-    # the probe is given at b = 0; ptychography's kernel (defocus + d_k) and the operator's
-    # propagation to the first slab give the same field up to a global phase
-    from rapidtomo.physics.operator import PtychoTomoOperator
-    from rapidtomo.physics.probe import zone_plate_probe
-    from rapidtomo.recon.ptychography import propagate_probe, relative_wavenumber
-    lam, h = 3e-9, 16
-    probe = torch.as_tensor(zone_plate_probe(h, 28e-9, 8.8)[None], dtype=torch.complex128)
-    grid = beam_grid((12, 8, 48), (28e-9,) * 3, (h, h), 4)
-    kz = relative_wavenumber((h, h), lam, grid.pixel_m)
-    for theta in (0.0, 0.9):
-        want = PtychoTomoOperator(grid, probe, lam, dtype=torch.float64).at(theta).multislice.probe
-        got = propagate_probe(probe, kz, torch.tensor(grid.first_slab_m(theta), dtype=torch.float64))
-        overlap = torch.vdot(got.ravel(), want.ravel())
-        torch.testing.assert_close(got * overlap / overlap.abs(), want, atol=1e-9, rtol=0)
-        assert float((got - probe).abs().max()) > 1e-3 * float(probe.abs().max())  # the planes do differ
