@@ -111,8 +111,7 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
                        saturation_level: float | None = None, refine_positions: bool = False,
                        position_step: float = 1.0, position_start_epoch: int = 3,
                        max_position_shift_px: float = 3.0, device="cpu") -> PtychographyResult:
-    """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` at b = 0 and the corners
-    of K angles.
+    """Projected phases ``(K, height, width)`` (radians), the probe ``(M, h, w)`` at b = 0 and the corners of K angles.
 
     ``intensities (K, N, h, w)``, ``top_left (K, N, 2)`` (pixels, fractional allowed) on the
     slice grid of ``grid`` (whose
@@ -170,8 +169,8 @@ def reconstruct_angles(intensities: np.ndarray, probe: np.ndarray, top_left: np.
             for k in range(K):
                 b = orders[k][i:i + batch_size]
                 t = transmission(_compose(pyramids[k], scales, (H, W)), mus[k])
-                core = Multislice(probe_at(first[k]) if fixed is None else fixed[k], wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
-                                  slice_spacing_m=spacing[k])
+                core = Multislice(probe_at(first[k]) if fixed is None else fixed[k], wavelength_m=wavelength_m,
+                                  pixel_size_m=grid.pixel_m, slice_spacing_m=spacing[k])
                 corners = pos[k, b] + shift[k, b]
                 psi = core.exit_waves(t, corners)
                 model = far_field_intensity(psi)
