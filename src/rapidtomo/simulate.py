@@ -3,7 +3,9 @@
 ``simulate(settings)`` builds (or takes) a phase volume, a partially coherent zone-plate probe (M
 coherent modes of a Gaussian Schell-model source), a snake scan, and computes diffraction
 patterns for the nominal (many-angle) and the reduced acquisition, then Poisson noise at a mean
-photon count per pattern.
+photon count per pattern. Optionally the sample drifts (a random shift across the beam per angle)
+and the rotation axis is off the scan's centre: the sample moves, the probe positions written are
+the nominal ones, the true shifts are kept as ``/entry/simulation/sample_shift_m``.
 
 No inverse crime: by default (``model = "fine"``) the patterns come from the reference model of
 :mod:`rapidtomo.physics.reference` (cubic-spline object on a 2x finer grid, converged slabs, 2x
@@ -16,7 +18,9 @@ records how the data were made.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from typing import Literal
 
 import numpy as np
@@ -26,8 +30,8 @@ from pydantic import Field, model_validator
 from .config import Settings
 from .device import pick_device
 from .io import ScanData, Volume
-from .physics.geometry import (angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
-                               wavelength_m)
+from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel,
+                               object_pixel_size_m, split_sample_shifts, wavelength_m)
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
@@ -70,12 +74,21 @@ class SimulateSettings(Settings):
     theta_max_nominal_deg: float | None = Field(
         None, gt=0, le=180, description="angular range of the nominal scan (default: theta_max_deg, as in the "
         "paper); 180 removes the missing wedge from the golden standard")
+    drift_px: float = Field(0.0, ge=0, description="the sample drifts: a random shift across the beam (y and x') "
+                            "at every angle, seeded, the largest this many pixels per axis; 0: no drift")
+    axis_offset_px: float = Field(0.0, description="the rotation axis this many pixels (x') off the scan's centre")
+    field_margin_px: int = Field(0, ge=0, description="scan at least this many pixels (rounded up to even) beyond "
+                                 "the sample's widest shadow on every side; the scan always leaves room for "
+                                 "drift_px (y) and drift_px + |axis_offset_px| (x')")
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
 
     @model_validator(mode="after")
     def _check(self):
+        if self.model == "fast" and (self.drift_px or self.axis_offset_px):
+            raise ValueError("drift_px and axis_offset_px need model = 'fine' (the fast model, the reconstruction "
+                             "operator, has no sample shift)")
         if self.detector_size % 4:
             raise ValueError("detector_size must be a multiple of 4 (the approximant halves it)")
         if self.detector_distance_m is not None:
@@ -97,11 +110,10 @@ class FineModel:
     """The reference model of one volume, built once and applied per angle (see :mod:`physics.reference`)."""
 
     def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
-        n = settings.detector_size
-        self.grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), 1, multiple=4)
-        self.phase = reference.spline_volume(volume.data, self.grid)
+        self.grid = scan_grid(volume, settings, 1)
+        self.phase = reference.spline_volume(volume.data)
         self.attenuation = (None if volume.attenuation is None
-                            else reference.spline_volume(volume.attenuation, self.grid))
+                            else reference.spline_volume(volume.attenuation))
         self.probe = reference.upsample_probe(probe)
         self.wavelength_m = wavelength_m(settings.energy_kev)
         self.samples_per_slab = 1
@@ -117,10 +129,10 @@ class FineModel:
             self.phase, self.attenuation, np.deg2rad(np.asarray(angles_deg)[picks]), self.grid, self.probe,
             central, self.wavelength_m, tolerance)
 
-    def intensities(self, theta_rad: float, top_left: np.ndarray) -> np.ndarray:
-        """Noiseless detector intensities ``(N, n, n)`` at one angle."""
+    def intensities(self, theta_rad: float, top_left: np.ndarray, shift_px=(0.0, 0.0)) -> np.ndarray:
+        """Noiseless detector intensities ``(N, n, n)`` at one angle, the sample shifted by ``shift_px (y, x')``."""
         return reference.angle_intensities(self.phase, self.attenuation, theta_rad, self.grid, self.probe,
-                                           top_left, self.wavelength_m, self.samples_per_slab)
+                                           top_left, self.wavelength_m, self.samples_per_slab, shift_px=shift_px)
 
     def record(self) -> dict:
         """How the data were simulated (the scan file's ``simulation`` attribute)."""
@@ -144,17 +156,52 @@ def forward_engine() -> str:
     return "fftw" if fftw_backend.available() else "torch"
 
 
+def scan_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
+    """The slice grid the probe scans: the volume's beam grid, widened by the largest sample shift.
+
+    A margin of the drift (y) and the drift plus the axis offset (x'), at least ``field_margin_px``,
+    rounded up to even pixels on each side, so the shifted sample stays inside the scanned field
+    (with air around it) as in an experiment planned for it; positions keep mapping onto the
+    approximant's 2x coarser grid.
+    """
+    n = settings.detector_size
+    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), n_slabs, multiple=4)
+    my = 2 * math.ceil(max(settings.drift_px, settings.field_margin_px) / 2)
+    mx = 2 * math.ceil(max(settings.drift_px + abs(settings.axis_offset_px), settings.field_margin_px) / 2)
+    return dataclasses.replace(grid, height=grid.height + 2 * my, width=grid.width + 2 * mx)
+
+
+def sample_shifts_px(angles_deg: np.ndarray, drift_px: float, axis_offset_px: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """The sample's shift ``(n_angles, 2)`` (y, x') across the beam at each angle (pixels).
+
+    A uniform random drift per angle and axis with its rigid part removed (the mean y, and the
+    parts 1, cosθ, sinθ of x': :func:`~rapidtomo.physics.geometry.split_sample_shifts`; that part
+    would be the sample sitting elsewhere, or the axis offset), scaled so the largest is
+    ``drift_px`` per axis; plus ``axis_offset_px`` in x' at every angle.
+    """
+    drift = split_sample_shifts(rng.uniform(-1, 1, (len(angles_deg), 2)), angles_deg).drift
+    peak = np.abs(drift).max(0)
+    drift *= np.divide(drift_px, peak, out=np.zeros(2), where=peak > 1e-12)
+    drift[:, 1] += axis_offset_px
+    return drift
+
+
 def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
               rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
-              fine: FineModel | None = None) -> ScanData:
+              fine: FineModel | None = None, shifts_px: np.ndarray | None = None) -> ScanData:
     """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
 
     ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
     :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
-    chosen); the fine model is built here otherwise.
+    chosen); the fine model is built here otherwise. ``shifts_px (n_angles, 2)``: the sample's
+    shift (y, x') at each angle (:func:`sample_shifts_px`; fine model only), kept as the scan's
+    ``sample_shift_m``; the positions written are the nominal ones.
     """
     n = settings.detector_size
-    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
+    grid = scan_grid(volume, settings, settings.n_slabs)
+    if shifts_px is not None and settings.model == "fast":
+        raise ValueError("sample shifts need the fine model")
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
     bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
     if settings.model == "fast":
@@ -169,8 +216,13 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
             fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
         intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
         for i in bar(range(len(angles_deg))):
-            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left)
+            shift = (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i])
+            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left, shift)
         record = fine.record()
+        if shifts_px is not None:
+            record["sample_shifts"] = (f"drift up to {settings.drift_px:g} px in y and x' (uniform, seeded, no "
+                                       f"rigid part), rotation axis at x' = {settings.axis_offset_px:g} px; "
+                                       f"/entry/simulation/sample_shift_m")
     if settings.photons > 0:
         intensities = poisson_noise(intensities, rng)
     if guess is None:
@@ -182,7 +234,8 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
                     settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
                     volume.voxel_size_m,
                     {"simulated": True, "simulation": record, "settings": settings.to_dict()},
-                    true_probe=probe.astype(np.complex64))
+                    true_probe=probe.astype(np.complex64),
+                    sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
 
 
 def coherence_length(settings: SimulateSettings, pixel_m: float) -> float:
@@ -249,8 +302,13 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
         fine = FineModel(phantom, settings, probe)
         top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
         fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
-    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine)
-    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine)
+    shifts = [None, None]
+    if settings.drift_px or settings.axis_offset_px:
+        drift_rng = np.random.default_rng(settings.seed + 2)  # apart from the noise's: a drift leaves it as it was
+        shifts = [sample_shifts_px(a, settings.drift_px, settings.axis_offset_px, drift_rng)
+                  for a in (nominal_angles, reduced_angles)]
+    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine, shifts[0])
+    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine, shifts[1])
     for s, kind in ((nominal, "nominal"), (reduced, "reduced")):
         s.attrs["acquisition"] = kind
         s.attrs["phantom"] = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})

@@ -12,6 +12,8 @@ HDF5 layout (CXI-like, docs/formats.md)::
     /entry/sample/voxel_size_m   (3,) (dz, dy, dx); dy = dx = the object pixel size
     /entry/simulation/true_probe (M, h, w) complex64, simulated data only: the probe that made the
                                  patterns (/entry/probe is then the reconstruction's initial guess)
+    /entry/simulation/sample_shift_m (n_angles, 2), simulated drifting data only: the sample's true
+                                 shift (y, x') across the beam at each angle, drift plus axis offset
     /entry attributes: simulation (how the data were simulated, JSON), provenance
 """
 from __future__ import annotations
@@ -44,6 +46,7 @@ class ScanData:
     voxel_size_m: tuple[float, float, float]
     attrs: dict[str, Any] = field(default_factory=dict)
     true_probe: np.ndarray | None = None
+    sample_shift_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.intensities = np.asarray(self.intensities)
@@ -57,6 +60,8 @@ class ScanData:
         self.positions_m = pos
         self.volume_shape = tuple(int(v) for v in self.volume_shape)  # type: ignore[assignment]
         self.voxel_size_m = tuple(float(v) for v in self.voxel_size_m)  # type: ignore[assignment]
+        if self.sample_shift_m is not None:
+            self.sample_shift_m = np.asarray(self.sample_shift_m, dtype=np.float64)
         problem = validate_scan_arrays(self)
         if problem:
             raise ValueError(problem[1] + ": " + problem[2])
@@ -80,7 +85,8 @@ class ScanData:
         idx = np.asarray(angle_indices)
         return ScanData(self.intensities[idx], self.positions_m[idx], self.angles_deg[idx], self.probe,
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
-                        self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe)
+                        self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe,
+                        None if self.sample_shift_m is None else self.sample_shift_m[idx])
 
 
 def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
@@ -107,6 +113,10 @@ def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
         return ("value", "/entry/data/angles_deg", "contains NaN or infinite values")
     if not np.all(np.isfinite(s.probe)):
         return ("value", "/entry/probe", "contains NaN or infinite values")
+    if s.sample_shift_m is not None and (s.sample_shift_m.shape != (n_ang, 2)
+                                         or not np.all(np.isfinite(s.sample_shift_m))):
+        return ("value", "/entry/simulation/sample_shift_m",
+                f"must be finite (n_angles, 2) = {(n_ang, 2)}, has shape {s.sample_shift_m.shape}")
     for name in ("energy_kev", "detector_distance_m", "detector_pixel_m"):
         v = getattr(s, name)
         if not (np.isfinite(v) and v > 0):
@@ -135,7 +145,9 @@ def write_scan(path: str | Path, scan: ScanData) -> Path:
             d.create_dataset("angles_deg", data=scan.angles_deg)
             e.create_dataset("probe", data=scan.probe.astype(np.complex64))
             if scan.true_probe is not None:
-                e.create_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
+                e.require_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
+            if scan.sample_shift_m is not None:
+                e.require_group("simulation").create_dataset("sample_shift_m", data=scan.sample_shift_m)
             ins = e.create_group("instrument")
             ins["energy_kev"] = float(scan.energy_kev)
             ins["detector_distance_m"] = float(scan.detector_distance_m)
@@ -193,6 +205,8 @@ def read_scan(path: str | Path) -> ScanData:
             scan.voxel_size_m = tuple(float(v) for v in np.ravel(f["/entry/sample/voxel_size_m"][()]))
             scan.attrs = attrs
             scan.true_probe = f["/entry/simulation/true_probe"][()] if "/entry/simulation/true_probe" in f else None
+            scan.sample_shift_m = (np.asarray(f["/entry/simulation/sample_shift_m"][()], dtype=np.float64)
+                                   if "/entry/simulation/sample_shift_m" in f else None)
     except UserError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
