@@ -103,21 +103,22 @@ def test_pipeline_refuses_a_train_patch_that_does_not_fit_before_any_work(tmp_pa
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
-def test_paper_preset_is_the_one_source_and_consistent():
+@pytest.mark.parametrize("name", ["paper", "thick"])
+def test_paper_preset_is_the_one_source_and_consistent(name):
     from rapidtomo.commands.simulate import settings_from_args
     from rapidtomo.config import preset_path
     from rapidtomo.physics.geometry import angle_set_deg, beam_grid, object_pixel_size_m, wavelength_m
     from rapidtomo.pipeline import Context, check_patch_fits, load_pipeline_config, stage_settings
-    args = build_parser().parse_args(["simulate", "--preset", "paper", "--n-reduced", "9"])
+    args = build_parser().parse_args(["simulate", "--preset", name, "--n-reduced", "9"])
     sim = settings_from_args(args)
-    assert sim.shape == tuple(preset("paper")["simulate"]["shape"]) and sim.n_reduced == 9
+    assert sim.shape == tuple(preset(name)["simulate"]["shape"]) and sim.n_reduced == 9
     # the voxel is the detector geometry's object pixel
     assert sim.voxel_size_m == pytest.approx(object_pixel_size_m(sim.energy_kev, sim.detector_distance_m,
                                                                  sim.detector_pixel_m, sim.detector_size), rel=1e-4)
-    config, pipe = load_pipeline_config(preset_path("paper"))
+    config, pipe = load_pipeline_config(preset_path(name))
     ctx = Context(None, config, pipe, stage_settings(config, pipe))
     check_patch_fits(ctx)  # the [train] patch fits the slab's approximant
-    assert ctx.settings["train"].preset == "paper"
+    assert ctx.settings["train"].preset == ("paper" if name == "paper" else "small")
     # the golden standard's slices are thinner than the depth of field 2·dx²/λ at every angle
     # (docs/reconstruction.md): the operator's slabs split the sample's extent along the beam
     angles = np.deg2rad(angle_set_deg(sim.n_nominal, sim.theta_max_nominal_deg or sim.theta_max_deg))
@@ -126,6 +127,29 @@ def test_paper_preset_is_the_one_source_and_consistent():
         grid = beam_grid(sim.shape, (sim.voxel_size_m,) * 3, (sim.detector_size,) * 2, two.n_slices)
         thickest = max(grid.slab_thickness_m(t) for t in angles)
         assert thickest <= 2 * sim.voxel_size_m ** 2 / wavelength_m(sim.energy_kev)
+
+
+def test_thick_preset_is_in_the_papers_regime():
+    """3.92 µm plate, ±70.4°, 12 modes, 14 nm voxels (28 nm approximant pixel) and the longest beam
+    path through the plate about the approximant grid's depth of field (the paper: 11.7 / 11.3 µm)."""
+    import math
+
+    from rapidtomo.commands.pipeline import config_path
+    from rapidtomo.config import preset_path
+    from rapidtomo.physics.geometry import wavelength_m
+    from rapidtomo.simulate import SimulateSettings
+    sim = SimulateSettings(**preset("thick")["simulate"])
+    Z, _, X = sim.shape
+    half = math.radians(sim.theta_max_deg / 2)
+    path = min(Z * sim.voxel_size_m / math.cos(half), X * sim.voxel_size_m / math.sin(half))
+    dof = 2 * (2 * sim.voxel_size_m) ** 2 / wavelength_m(sim.energy_kev)
+    assert Z * sim.voxel_size_m == pytest.approx(3.92e-6, rel=0.01) and sim.theta_max_deg == 140.8
+    assert 0.95 < path / dof < 1.1 and sim.n_modes == 12
+    assert sim.scan_steps_px[0] * sim.voxel_size_m == pytest.approx(500e-9, rel=0.05)
+    assert sim.scan_steps_px[1] * sim.voxel_size_m == pytest.approx(100e-9, rel=0.05)
+    for cmd in (["pipeline", "run"], ["demo"]):
+        assert config_path(build_parser().parse_args(cmd + ["--preset", "thick"])) == preset_path("thick")
+    assert config_path(build_parser().parse_args(["demo"])) == preset_path("demo")
 
 
 def test_depth_of_field_note_names_the_slices_needed():

@@ -80,8 +80,13 @@ def settings_from(cls: type[S], section: str, values: dict[str, Any], source: st
         raise UserError(f"{source}: {where}: {msg}") from None
 
 
+def preset_names() -> list[str]:
+    """Names of the built-in settings files ``rapidtomo/presets/*.toml`` (``demo``, ``paper``, ``thick``)."""
+    return sorted(p.name[:-5] for p in files("rapidtomo").joinpath("presets").iterdir() if p.name.endswith(".toml"))
+
+
 def preset_path(name: str) -> Path:
-    """The built-in settings file ``rapidtomo/presets/<name>.toml`` (``demo``, ``paper``)."""
+    """The built-in settings file ``rapidtomo/presets/<name>.toml`` (one of :func:`preset_names`)."""
     path = Path(str(files("rapidtomo") / "presets" / f"{name}.toml"))
     if not path.is_file():
         raise UserError(f"{path}: no built-in preset {name!r}")

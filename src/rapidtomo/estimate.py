@@ -281,7 +281,7 @@ def simulated_scans(settings) -> tuple[ScanShape, ScanShape]:
     n = settings.detector_size
     voxel = (settings.voxel_size_m,) * 3
     grid = beam_grid(tuple(settings.shape), voxel, (n, n), settings.n_slabs, multiple=4)
-    n_pos = len(scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern))
+    n_pos = len(scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern))
     from .physics.geometry import angle_set_deg
     theta_nominal = settings.theta_max_nominal_deg or settings.theta_max_deg
     return tuple(ScanShape(k, n_pos, (n, n), settings.n_modes, tuple(settings.shape),

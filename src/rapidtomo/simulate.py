@@ -3,9 +3,7 @@
 ``simulate(settings)`` builds (or takes) a phase volume, a partially coherent zone-plate probe (M
 coherent modes of a Gaussian Schell-model source), a snake scan, and computes diffraction
 patterns for the nominal (many-angle) and the reduced acquisition, then Poisson noise at a mean
-photon count per pattern. Optionally the sample drifts (a random shift across the beam per angle)
-and the rotation axis is off the scan's centre: the sample moves, the probe positions written are
-the nominal ones, the true shifts are kept as ``/entry/simulation/sample_shift_m``.
+photon count per pattern.
 
 No inverse crime: by default (``model = "fine"``) the patterns come from the reference model of
 :mod:`rapidtomo.physics.reference` (cubic-spline object on a 2x finer grid, converged slabs, 2x
@@ -13,7 +11,14 @@ wider far field cut to the detector), not from the reconstruction operator; ``mo
 uses the reconstruction operator H_θ itself (L slabs, bilinear rotation) and is only for quick
 checks. The scan file's ``/entry/probe`` is an initial *guess* (the zone-plate model with a wrong
 defocus and the right total power), as a user would provide for real data; the true probe is kept
-as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). ``/entry`` attribute ``simulation``
+as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). Likewise the positions: with
+``position_error_px`` / ``position_drift_px`` the probe really is at the nominal positions plus
+errors (:func:`rapidtomo.physics.scanning.position_errors`, sub-pixel, applied by the models' Fourier
+shift of the probe), those true positions go to ``/entry/simulation/true_positions_m`` and
+``/entry/data/positions_m`` holds the nominal ones, as a stage's readings would. Optionally the
+sample drifts (a random shift across the beam per angle) and the rotation axis is off the scan's
+centre: the sample moves (the fine model evaluates its spline at the shifted points), the true
+shifts are kept as ``/entry/simulation/sample_shift_m``. ``/entry`` attribute ``simulation``
 records how the data were made.
 """
 from __future__ import annotations
@@ -36,7 +41,7 @@ from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
 from .physics.probe import gaussian_schell_modes, probe_modes, spot_diameter_m, zone_plate_probe
-from .physics.scanning import scan_positions
+from .physics.scanning import position_errors, scan_positions
 from .progress import progress
 
 
@@ -65,7 +70,14 @@ class SimulateSettings(Settings):
     slab_tolerance: float = Field(1e-3, gt=0, description="fine model: slabs are halved until halving them "
                                   "changes the sample's part of the patterns by less than this (relative)")
     scan_step_px: int = Field(6, ge=1, description="largest scan step between neighbouring windows (pixels)")
+    scan_step_y_px: int | None = Field(None, ge=1, description="largest step between rows of windows (pixels), "
+                                       "for an anisotropic scan (the paper: 500 nm in y, 100 nm in x); default: "
+                                       "scan_step_px")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
+    position_error_px: float = Field(0.0, ge=0, description="random error of the true probe positions from the "
+                                     "nominal (written) ones, rms per axis (pixels)")
+    position_drift_px: float = Field(0.0, ge=0, description="slowly drifting position error along each angle's "
+                                     "scan (a random walk), rms per axis (pixels)")
     n_slabs: int = Field(5, ge=1, description="fast model only: slabs L of the multislice model")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
     n_reduced: int = Field(21, ge=1, description="angles of the reduced acquisition")
@@ -83,6 +95,11 @@ class SimulateSettings(Settings):
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
+
+    @property
+    def scan_steps_px(self) -> tuple[int, int]:
+        """The largest scan steps ``(y, x)`` in pixels."""
+        return (self.scan_step_y_px or self.scan_step_px, self.scan_step_px)
 
     @model_validator(mode="after")
     def _check(self):
@@ -110,7 +127,7 @@ class FineModel:
     """The reference model of one volume, built once and applied per angle (see :mod:`physics.reference`)."""
 
     def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
-        self.grid = scan_grid(volume, settings, 1)
+        self.grid = physics_grid(volume, settings, 1)
         self.phase = reference.spline_volume(volume.data)
         self.attenuation = (None if volume.attenuation is None
                             else reference.spline_volume(volume.attenuation))
@@ -156,6 +173,69 @@ def forward_engine() -> str:
     return "fftw" if fftw_backend.available() else "torch"
 
 
+def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
+              rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
+              fine: FineModel | None = None, shifts_px: np.ndarray | None = None) -> ScanData:
+    """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
+
+    ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
+    :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
+    chosen); the fine model is built here otherwise. ``shifts_px (n_angles, 2)``: the sample's
+    shift (y, x') at each angle (:func:`sample_shifts_px`; fine model only), kept as the scan's
+    ``sample_shift_m``; the positions written are the nominal ones.
+    """
+    n = settings.detector_size
+    if shifts_px is not None and settings.model == "fast":
+        raise ValueError("sample shifts need the fine model")
+    grid = scan_grid(volume, settings, settings.n_slabs)
+    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
+    nominal_m = grid.positions_m(top_left, (n, n))
+    physics = fine.grid if fine is not None and settings.model == "fine" else physics_grid(volume, settings,
+                                                                                           settings.n_slabs)
+    nominal_tl = physics.top_left(nominal_m, (n, n))
+    true_tl = true_corners(nominal_tl, len(angles_deg), physics.slice_shape, n, settings, rng)
+    bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
+    if settings.model == "fast":
+        intensities = scan_intensities(
+            volume.data, np.deg2rad(angles_deg), physics, probe, true_tl, wavelength_m(settings.energy_kev),
+            attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
+        record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
+                  "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
+    else:
+        if fine is None:
+            fine = FineModel(volume, settings, probe)
+            fine.converge_slabs(angles_deg, nominal_tl, settings.slab_tolerance)
+        intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
+        for i in bar(range(len(angles_deg))):
+            shift = (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i])
+            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
+                                              true_tl[i] if true_tl.ndim == 3 else true_tl, shift)
+        record = fine.record()
+        if shifts_px is not None:
+            record["sample_shifts"] = (f"drift up to {settings.drift_px:g} px in y and x' (uniform, seeded, no "
+                                       f"rigid part), rotation axis at x' = {settings.axis_offset_px:g} px; "
+                                       f"/entry/simulation/sample_shift_m")
+    if true_tl.ndim == 3:
+        err = true_tl - nominal_tl[None]
+        record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
+                               f"{settings.position_drift_px:g} px rms per axis; measured rms "
+                               f"{float(np.sqrt(np.mean(err ** 2))):.3f} px (clipped to the slice grid)")
+    if settings.photons > 0:
+        intensities = poisson_noise(intensities, rng)
+    if guess is None:
+        guess = make_probe_guess(settings, volume.voxel_size_m[2], probe)
+    record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
+                       f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
+                       f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
+    return ScanData(intensities, nominal_m, angles_deg, guess.astype(np.complex64),
+                    settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
+                    volume.voxel_size_m,
+                    {"simulated": True, "simulation": record, "settings": settings.to_dict()},
+                    true_probe=probe.astype(np.complex64),
+                    true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)),
+                    sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
+
+
 def scan_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
     """The slice grid the probe scans: the volume's beam grid, widened by the largest sample shift.
 
@@ -187,55 +267,31 @@ def sample_shifts_px(angles_deg: np.ndarray, drift_px: float, axis_offset_px: fl
     return drift
 
 
-def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
-              rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
-              fine: FineModel | None = None, shifts_px: np.ndarray | None = None) -> ScanData:
-    """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
+def position_margin_px(settings: SimulateSettings) -> int:
+    """Pixels added around the simulator's slice grid for probes that errors move off the nominal
+    scan: 4x the errors' rms (0 without errors; larger errors are clipped to the grid)."""
+    return math.ceil(4 * (settings.position_error_px + settings.position_drift_px))
 
-    ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
-    :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
-    chosen); the fine model is built here otherwise. ``shifts_px (n_angles, 2)``: the sample's
-    shift (y, x') at each angle (:func:`sample_shifts_px`; fine model only), kept as the scan's
-    ``sample_shift_m``; the positions written are the nominal ones.
-    """
-    n = settings.detector_size
-    grid = scan_grid(volume, settings, settings.n_slabs)
-    if shifts_px is not None and settings.model == "fast":
-        raise ValueError("sample shifts need the fine model")
-    top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
-    bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
-    if settings.model == "fast":
-        intensities = scan_intensities(
-            volume.data, np.deg2rad(angles_deg), grid, probe, top_left, wavelength_m(settings.energy_kev),
-            attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
-        record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
-                  "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
-    else:
-        if fine is None:
-            fine = FineModel(volume, settings, probe)
-            fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
-        intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
-        for i in bar(range(len(angles_deg))):
-            shift = (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i])
-            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left, shift)
-        record = fine.record()
-        if shifts_px is not None:
-            record["sample_shifts"] = (f"drift up to {settings.drift_px:g} px in y and x' (uniform, seeded, no "
-                                       f"rigid part), rotation axis at x' = {settings.axis_offset_px:g} px; "
-                                       f"/entry/simulation/sample_shift_m")
-    if settings.photons > 0:
-        intensities = poisson_noise(intensities, rng)
-    if guess is None:
-        guess = make_probe_guess(settings, volume.voxel_size_m[2], probe)
-    record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
-                       f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
-                       f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
-    return ScanData(intensities, grid.positions_m(top_left, (n, n)), angles_deg, guess.astype(np.complex64),
-                    settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
-                    volume.voxel_size_m,
-                    {"simulated": True, "simulation": record, "settings": settings.to_dict()},
-                    true_probe=probe.astype(np.complex64),
-                    sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
+
+def physics_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
+    """The slice grid the simulator computes on: the scanned grid (:func:`scan_grid`), grown by
+    :func:`position_margin_px` on every side (the same centre, so positions in metres agree)."""
+    grid = scan_grid(volume, settings, n_slabs)
+    m = position_margin_px(settings)
+    return dataclasses.replace(grid, height=grid.height + 2 * m, width=grid.width + 2 * m)
+
+
+def true_corners(nominal: np.ndarray, n_angles: int, shape: tuple[int, int], n: int, settings: SimulateSettings,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Where the probe really is: ``nominal (N, 2)`` itself without position errors, else
+    ``(n_angles, N, 2)`` float corners with errors, clipped so that windows ``n x n`` stay on the grid."""
+    if not (settings.position_error_px or settings.position_drift_px):
+        return nominal
+    err = position_errors((n_angles, len(nominal)), settings.position_error_px, settings.position_drift_px, rng)
+    tl = nominal[None] + err
+    tl[..., 0] = np.clip(tl[..., 0], 0, shape[0] - n)
+    tl[..., 1] = np.clip(tl[..., 1], 0, shape[1] - n)
+    return tl
 
 
 def coherence_length(settings: SimulateSettings, pixel_m: float) -> float:
@@ -300,7 +356,7 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
     if settings.model == "fine":
         n = settings.detector_size
         fine = FineModel(phantom, settings, probe)
-        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_step_px, pattern=settings.scan_pattern)
+        top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
         fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
     shifts = [None, None]
     if settings.drift_px or settings.axis_offset_px:

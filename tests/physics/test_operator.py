@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rapidtomo.physics.geometry import beam_grid
-from rapidtomo.physics.multislice import forward_intensity
+from rapidtomo.physics.multislice import forward_intensity, propagate
 from rapidtomo.physics.operator import PtychoTomoOperator, scan_intensities, transmission
 
 LAM, DX = 1.409e-10, 28e-9
@@ -92,7 +92,8 @@ def test_at_zero_angle_slab_l_is_z_sample_l():
 
 
 def test_operator_is_the_multislice_core_on_its_transmission():
-    """H_θ = forward_intensity(transmission(slabs), Δz(θ)), and the scan helper loops over angles."""
+    """H_θ = forward_intensity(transmission(slabs), probe propagated from b = 0 to the first slab, Δz(θ)),
+    and the scan helper loops over angles."""
     g = torch.Generator().manual_seed(3)
     shape, h = (6, 8, 14), 8
     phi = torch.rand(shape, dtype=torch.float64, generator=g)
@@ -107,7 +108,9 @@ def test_operator_is_the_multislice_core_on_its_transmission():
     for i, theta in enumerate(angles):
         a = op.at(theta)
         t = transmission(a.slab_phases(phi), a.slab_phases(mu))
-        ref = forward_intensity(t.numpy(), probe, pos, wavelength_m=LAM, pixel_size_m=DX,
+        at_first = propagate(probe, (grid.slab_thickness_m(theta) - grid.extent_m(theta)) / 2, wavelength_m=LAM,
+                             pixel_size_m=DX)
+        ref = forward_intensity(t.numpy(), at_first, pos, wavelength_m=LAM, pixel_size_m=DX,
                                 slice_spacing_m=grid.slab_thickness_m(theta))
         np.testing.assert_allclose(a.intensities(phi, torch.as_tensor(pos), mu).numpy(), ref, rtol=1e-10)
         np.testing.assert_allclose(scan[i], ref, rtol=1e-5)

@@ -6,7 +6,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates, spline_filter
 
 from rapidtomo.physics import reference as ref
 from rapidtomo.physics.geometry import beam_grid, wavelength_m
-from rapidtomo.physics.multislice import forward_intensity, propagate
+from rapidtomo.physics.multislice import Multislice, forward_intensity
 from rapidtomo.physics.operator import PtychoTomoOperator
 from rapidtomo.physics.probe import probe_modes, zone_plate_probe
 from rapidtomo.physics.scanning import scan_positions
@@ -85,16 +85,35 @@ def test_fine_model_agrees_with_the_operator_on_a_smooth_object_and_departs_with
         theta = 0.6
         I_fine = ref.angle_intensities(fine, None, theta, grid, fine_probe, top_left, LAM, 8)
         g = beam_grid(SHAPE, (D,) * 3, (N, N), 8, multiple=4)
-        # the operator's probe sits at its first slab's centre; the reference model's at b = 0
-        at_first = propagate(probe, (g.slab_thickness_m(theta) - g.extent_m(theta)) / 2, wavelength_m=LAM,
-                             pixel_size_m=D)
-        H = PtychoTomoOperator(g, at_first, LAM, dtype=torch.float64).at(theta)
+        H = PtychoTomoOperator(g, probe, LAM, dtype=torch.float64).at(theta)
         op = lambda vol: H.intensities(torch.tensor(vol), torch.tensor(top_left)).numpy()  # noqa: E731
         I_op, I_air = op(v), op(np.zeros_like(v))
         assert np.linalg.norm(I_fine - I_op) / np.linalg.norm(I_op) < 1e-3
         diffs.append(np.linalg.norm(I_fine - I_op) / np.linalg.norm(I_op - I_air))
     # measured 0.057 (smooth) and 0.098 (voxel-scale texture): the models differ most on fine detail
     assert diffs[1] > 1.3 * diffs[0]
+
+
+@pytest.mark.parametrize("theta", [0.6, 1.2])
+def test_operator_and_reference_share_the_probe_plane(theta):
+    """Both models take the probe at b = 0: the operator propagates it to its first slab per angle.
+
+    At a long wavelength the depth of field 2·D²/λ (0.5 µm) is shorter than the distance from the
+    axis to the first slab (0.45–0.6 µm), so a probe applied at the first slab unpropagated (the
+    old operator) is a different probe at each angle: measured 0.14 (θ = 0.6) and 0.17 (θ = 1.2)
+    of the sample's signal against 0.053 and 0.056 propagated, the discretisation floor."""
+    lam = 3e-9
+    v = blob(3.0)
+    grid, top_left, probe, fine, fine_probe = setup(v)
+    air = ref.FineVolume(np.zeros_like(fine.coef), fine.padded_shape)
+    I_fine, I_air = (ref.angle_intensities(f, None, theta, grid, fine_probe, top_left, lam, 8) for f in (fine, air))
+    H = PtychoTomoOperator(beam_grid(SHAPE, (D,) * 3, (N, N), 8, multiple=4), probe, lam, dtype=torch.float64).at(theta)
+    tl = torch.tensor(top_left)
+    unpropagated = Multislice(torch.tensor(probe), wavelength_m=lam, pixel_size_m=D, slice_spacing_m=H.slice_spacing_m)
+    signal = np.linalg.norm(I_fine - I_air)
+    after = np.linalg.norm(H.intensities(torch.tensor(v), tl).numpy() - I_fine) / signal
+    before = np.linalg.norm(unpropagated.intensities(H.transmission(torch.tensor(v)), tl).numpy() - I_fine) / signal
+    assert after < 0.08 and after < 0.5 * before
 
 
 def test_slabs_converge_and_the_chosen_thickness_meets_the_tolerance():
@@ -109,6 +128,25 @@ def test_slabs_converge_and_the_chosen_thickness_meets_the_tolerance():
     k, got = ref.converged_slab_samples(fine, None, [1.2], grid, fine_probe, central, LAM, tolerance=change[1] * 1.01,
                                         start=32)
     assert k == 16 and got == pytest.approx(change[1], rel=1e-6)
+
+
+def test_fine_model_agrees_with_the_operator_at_fractional_positions():
+    # the fine grid cuts at 2x the coarse corner (fine fractions 0, 0.5 here; 0.3 → 0.6) and the
+    # operator shifts its probe on the coarse grid: they must agree as at integer corners
+    v = blob(3.0)
+    grid, top_left, probe, fine, fine_probe = setup(v)
+    inner = top_left[(top_left > 0).all(1) & (top_left < np.array(grid.slice_shape) - N).all(1)]
+    tl = inner[::2][:10] + np.array([0.25, 0.5])
+    tl[1::2] += [0.3, -0.3]
+    theta = 0.6
+    I_fine = ref.angle_intensities(fine, None, theta, grid, fine_probe, tl, LAM, 8)
+    g = beam_grid(SHAPE, (D,) * 3, (N, N), 8, multiple=4)
+    H = PtychoTomoOperator(g, probe, LAM, dtype=torch.float64).at(theta)  # both take the probe at b = 0
+    I_op = H.intensities(torch.tensor(v), torch.tensor(tl)).numpy()
+    I_rounded = H.intensities(torch.tensor(v), torch.tensor(np.rint(tl))).numpy()
+    err = np.linalg.norm(I_fine - I_op) / np.linalg.norm(I_op)
+    assert err < 1e-3
+    assert np.linalg.norm(I_fine - I_rounded) / np.linalg.norm(I_op) > 3 * err
 
 
 @pytest.mark.parametrize("theta", [0.0, 0.7])

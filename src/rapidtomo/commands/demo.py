@@ -1,4 +1,4 @@
-"""``rapidtomo demo``: the whole pipeline on a built-in sample (presets/demo.toml): the synthetic IC,
+"""``rapidtomo demo``: the whole pipeline on a built-in sample (presets/demo.toml, or ``--preset``): the synthetic IC,
 or a sky130 standard-cell block rendered from its layout (``--sample layout``)."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the [simulate] shape, voxel and energy (needs gdstk: the layouts extra), written to "
                         "RUN_DIR/layout_block.h5 and simulated as [pipeline] phantom")
     pipeline.add_pipeline_arguments(p)
-    p.add_argument("--config", type=Path, help="settings to use instead of the built-in demo preset")
+    pipeline.add_config_arguments(p, "settings to use instead of the built-in preset", default_preset="demo")
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
 
 
@@ -29,10 +29,9 @@ def overrides(args) -> dict[str, dict[str, Any]]:
     if args.sample == "ic":
         return {}
     from .. import rundir
-    from ..config import preset_path
     from ..pipeline import load_pipeline_config, stage_settings
     from ..stages import run_layout_block
-    config_path = args.config or preset_path("demo")
+    config_path = pipeline.config_path(args)
     config, pipe = load_pipeline_config(config_path)
     if getattr(args, "seed", None) is not None:
         pipe = pipe.model_copy(update={"seed": args.seed})
@@ -48,10 +47,8 @@ def overrides(args) -> dict[str, dict[str, Any]]:
 
 
 def run(args) -> int:
-    from ..config import preset_path
     from ..pipeline import run_pipeline
-    config = args.config or preset_path("demo")
-    rows = run_pipeline(args.out, config, seed=getattr(args, "seed", None), force=args.force,
+    rows = run_pipeline(args.out, pipeline.config_path(args), seed=getattr(args, "seed", None), force=args.force,
                         overrides=overrides(args))
     pipeline.finish(args.out, rows)
     return 0

@@ -14,11 +14,27 @@ HELP = "run every stage (simulate or your scans → golden → baselines → app
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="run directory (created; holds every input, output and log)")
-    p.add_argument("--config", type=Path, help="TOML/YAML with [pipeline], [simulate], [golden], [baseline], "
-                   "[approximant], [train], [predict] sections; see rapidtomo/presets/demo.toml")
+    add_config_arguments(p, "TOML/YAML with [pipeline], [simulate], [golden], [baseline], [approximant], "
+                         "[train], [predict] sections; see rapidtomo/presets/demo.toml")
     add_pipeline_arguments(p)
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
     add_dry_run_argument(p)
+
+
+def add_config_arguments(p: argparse.ArgumentParser, config_help: str, default_preset: str | None = None) -> None:
+    """``--config FILE`` or ``--preset NAME`` (a built-in settings file), one of them."""
+    from ..config import preset_names
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--config", type=Path, help=config_help)
+    g.add_argument("--preset", choices=preset_names(), default=default_preset,
+                   help="built-in settings file rapidtomo/presets/PRESET.toml (demo: thin and fast; thick: the "
+                   "paper's path/depth-of-field regime, CPU-sized; paper: the paper's geometry, for a GPU)")
+
+
+def config_path(args) -> Path | None:
+    """The settings file that ``--config`` or ``--preset`` names (None: neither)."""
+    from ..config import preset_path
+    return args.config or (preset_path(args.preset) if args.preset else None)
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +62,7 @@ def finish(run_dir: Path, rows) -> None:
 
 def run(args) -> int:
     from ..pipeline import run_pipeline
-    rows = run_pipeline(args.run_dir, args.config, seed=getattr(args, "seed", None), force=args.force,
+    rows = run_pipeline(args.run_dir, config_path(args), seed=getattr(args, "seed", None), force=args.force,
                         dry_run=args.dry_run)
     if args.dry_run:
         return 0

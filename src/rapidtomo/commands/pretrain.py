@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import build_settings, preset
+from ..config import build_settings, preset, preset_names
 from .flags import add_settings_arguments, settings_overrides
 
 HELP = ("pre-train the network on simulated samples (synthetic ICs, sky130 blocks) in the geometry of a "
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML/YAML settings file: sections [pretrain], [approximant] (the "
                    "settings the real scan's approximant gets), [train] (network, patch) and, without --scan, "
                    "[simulate]")
-    p.add_argument("--preset", choices=["demo", "paper"], help="built-in settings file whose sections are the "
+    p.add_argument("--preset", choices=preset_names(), help="built-in settings file whose sections are the "
                    "defaults (the --config file's values and flags override them)")
     p.add_argument("--exclude-seed", type=int, action="append", metavar="SEED",
                    help="a seed that no corpus sample may use (the sample under test's); repeatable")

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import build_settings, preset
+from ..config import build_settings, preset, preset_names
 from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
 HELP = "simulate a phantom (synthetic IC or your volume) and its nominal and reduced-angle scans"
@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [simulate])")
     p.add_argument("--out", type=Path, default=Path("runs/simulate"),
                    help="output folder: phantom.h5, scan_nominal.h5, scan_reduced.h5, simulate.json")
-    p.add_argument("--preset", choices=["small", "paper"], default="small",
-                   help="small: the defaults below, minutes on 2 CPU cores; paper: the paper's geometry "
-                   "(rapidtomo/presets/paper.toml, section [simulate]), for a GPU")
+    p.add_argument("--preset", choices=["small"] + preset_names(), default="small",
+                   help="small: the defaults below, minutes on 2 CPU cores; else the [simulate] section of "
+                   "rapidtomo/presets/PRESET.toml (paper: the paper's geometry, for a GPU)")
     p.add_argument("--phantom", type=Path, help="simulate this volume file (phase per voxel) instead of a synthetic IC")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, names=NAMES,
                            metavars={"shape": ("Z", "Y", "X")})
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args):
     cls = _settings_class()
-    defaults = preset("paper")["simulate"] if args.preset == "paper" else None
+    defaults = preset(args.preset).get("simulate") if args.preset != "small" else None
     return build_settings(cls, "simulate", args.config, settings_overrides(args, cls.model_fields), defaults)
 
 

@@ -5,6 +5,10 @@ transmissions ``t_{θ,l} = exp(−i·φ_{θ,l} − μ_{θ,l})`` of the rotated v
 n = 1 − δ + iβ, fields ∝ exp(+i·k·z), volumes store φ = k·δ·Δ ≥ 0 and μ = k·β·Δ ≥ 0 per voxel;
 the sign is applied here, in :func:`transmission`, and nowhere else). The slabs follow the sample:
 at each angle they split the support's extent along the beam into L (``BeamGrid.slab_thickness_m``).
+The probe ``u_m`` is the field at the plane through the rotation axis (b = 0), the same at every
+angle; each angle propagates it (angular spectrum) to its first slab's centre,
+``BeamGrid.first_slab_m(θ)``, where the multislice applies the first transmission (each slab's
+transmission sits at its centre, Δz from the next), as the simulator's reference model does.
 
 API::
 
@@ -14,7 +18,7 @@ API::
     a.transmission(phi, mu)      # (L, H, W) complex
     a.exit_waves(phi, top_left)  # (N, M, h, w) complex, differentiable
     a.intensities(phi, top_left) # (N, h, w) real (FFTW engine when no gradient is needed on the CPU)
-    a.multislice                 # the Multislice core at this angle's slab spacing
+    a.multislice                 # the Multislice core at this angle's slab spacing, probe at its first slab
     op.scan_intensities(phi, angles_rad, top_left, attenuation=mu)   # (n_angles, N, h, w) numpy
 
 Volumes are torch ``(Z, Y, X)`` (phase and attenuation per voxel, radians); positions are
@@ -26,7 +30,7 @@ import numpy as np
 import torch
 
 from .geometry import BeamGrid
-from .multislice import Multislice
+from .multislice import Multislice, propagate
 from .rotation import interpolation_weights, slab_phases
 
 
@@ -40,14 +44,20 @@ def transmission(phase: torch.Tensor, attenuation: torch.Tensor | None = None) -
 
 
 class AngleOperator:
-    """H_θ for one angle: the rotation weights and the :class:`Multislice` at this angle's Δz."""
+    """H_θ for one angle: the rotation weights and the :class:`Multislice` at this angle's Δz.
+
+    ``probe (M, h, w)`` is given at b = 0; the Multislice holds it propagated to the first slab's
+    centre (made once, here).
+    """
 
     def __init__(self, grid: BeamGrid, theta_rad: float, probe: torch.Tensor, wavelength_m: float,
                  real_dtype: torch.dtype):
         self.grid = grid
         self.theta_rad = float(theta_rad)
         self.weights = interpolation_weights(grid, self.theta_rad, probe.device, real_dtype)
-        self.multislice = Multislice(probe, wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
+        at_first = propagate(probe, grid.first_slab_m(self.theta_rad), wavelength_m=wavelength_m,
+                             pixel_size_m=grid.pixel_m)
+        self.multislice = Multislice(at_first, wavelength_m=wavelength_m, pixel_size_m=grid.pixel_m,
                                      slice_spacing_m=grid.slab_thickness_m(self.theta_rad))
 
     @property
@@ -75,7 +85,7 @@ class AngleOperator:
 
 
 class PtychoTomoOperator:
-    """The forward operator of a scan: beam grid, probe modes ``(M, h, w)`` and wavelength, built once.
+    """The forward operator of a scan: beam grid, probe modes ``(M, h, w)`` at b = 0 and wavelength, built once.
 
     ``dtype`` is the real precision (float32 or float64); the probe is held as the matching
     complex type on ``device``. :meth:`at` builds (and keeps) the :class:`AngleOperator` of an angle.
