@@ -131,7 +131,7 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
     from rapidtomo import pipeline, rundir
     calls = {}
 
-    def approximant(scan, out, settings, probe_path=None):
+    def approximant(scan, out, settings, probe_path=None, shifts_path=None):
         calls["approximant"] = probe_path
         return {"loss_history": [], "probe_source": f"{probe_path}:/probe"}
     monkeypatch.setattr(pipeline, "run_two_step", lambda *a, **kw: calls.setdefault("golden", kw))

@@ -234,7 +234,7 @@ def _golden(ctx: Context) -> dict:
     nominal, _ = scan_paths(ctx)
     r = run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden",
                      ctx.path(rundir.GOLDEN_CACHE), probe_path=ctx.path(rundir.GOLDEN_PROBE))
-    if r["alignment"]:
+    if r.get("alignment"):
         ctx.log(f"[golden] {r['alignment']}")
     return {}
 
@@ -244,7 +244,7 @@ def _baseline(method: str):
         _, reduced = scan_paths(ctx)
         r = run_two_step(reduced, ctx.path(rundir.baseline(method)), ctx.settings[method], "baseline",
                          ctx.path(rundir.BASELINE_CACHE))
-        if r["alignment"]:
+        if r.get("alignment"):
             ctx.log(f"[{method}] {r['alignment']}")
         return {}
     return run
@@ -253,10 +253,9 @@ def _baseline(method: str):
 def approximant_shifts(ctx: Context) -> str | None:
     """The run-dir volume whose alignment the approximant takes: the first baseline's, when the
     baselines align (the same reduced scan as the approximant's), else None."""
-    p = ctx.pipeline
-    if p.baselines and ctx.settings[p.baselines[0]].align:
-        return rundir.baseline(p.baselines[0])
-    return None
+    first = ctx.pipeline.baselines[0] if ctx.pipeline.baselines else None
+    settings = ctx.settings.get(first)
+    return rundir.baseline(first) if settings is not None and settings.align else None
 
 
 def approximant_probe(ctx: Context) -> Path | None:
