@@ -82,7 +82,7 @@ def bench_predict(preset: str, dev: torch.device, z: int, ny: int, nx: int) -> d
     torch.manual_seed(0)
     settings = network_preset(preset, "E", nz=z)
     net = build_network(settings).eval()
-    norm = {"input_mean": 0.0, "input_std": 1.0, "output_scale": 1.0, "output_offset": 0.0}
+    norm = {"approximant_mean": 0.0, "approximant_std": 1.0, "output_scale": 1.0, "output_offset": 0.0}
     model = LoadedModel(net, settings, norm, preset_patch(preset))
     vol = Volume(np.random.default_rng(0).standard_normal((z, ny, nx)).astype(np.float32), (1e-8,) * 3)
     s = PredictSettings(device=str(dev), batch_size=8)

@@ -112,7 +112,7 @@ def test_every_stage_command_has_a_dry_run_that_writes_nothing(scan_file, tmp_pa
     write_volume(g, Volume(rng.random((6, 32, 64), dtype=np.float32), (2e-8, 1e-8, 1e-8)))
     tiny = ["--widths", "2", "4", "--rates", "1", "2", "--z-rates", "2", "3", "--patch", "8"]
     net = build_network(TrainSettings(widths=[2, 4], rates=[1, 2], z_rates=[2, 3], patch=8).network_settings(6))
-    save_model(m, net, {"input_mean": 0.0, "input_std": 1.0, "output_scale": 1.0, "output_offset": 0.0}, 8,
+    save_model(m, net, {"approximant_mean": 0.0, "approximant_std": 1.0, "output_scale": 1.0, "output_offset": 0.0}, 8,
                {"target_z": 6})
     out = tmp_path / "out"
     commands = {"simulate": ["simulate", "--out", str(out), "--shape", "8", "32", "64"],

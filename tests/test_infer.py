@@ -8,7 +8,7 @@ from rapidtomo.infer import PredictSettings, blend_weights, predict, predict_fil
 from rapidtomo.io import Volume, read_volume, write_volume
 from rapidtomo.nn import LoadedModel, NetworkSettings, build_network, save_model
 
-NORM = {"input_mean": 0.0, "input_std": 1.0, "output_scale": 2.0, "output_offset": 0.5}
+NORM = {"approximant_mean": 0.0, "approximant_std": 1.0, "output_scale": 2.0, "output_offset": 0.5}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,7 +22,7 @@ class Pointwise(nn.Module):
         self.a = nn.Conv3d(1, 3, 1)
         self.b = nn.Conv3d(3, 1, 1)
 
-    def forward(self, x):
+    def forward(self, x, fine=None):
         y = self.b(torch.tanh(self.a(x)))
         return y.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
 

@@ -125,6 +125,39 @@ def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_sart_input_makes_train_and_predict_depend_on_the_sart_baseline(tmp_path, monkeypatch, capsys):
+    """[train] inputs with sart: the sart baseline is made even when [pipeline] baselines leave it
+    out, train and predict take it (and rerun when it changes); pre-training auto is off, on is
+    refused with one line before any work."""
+    from rapidtomo import pipeline, rundir
+    from rapidtomo.cli import main
+    from rapidtomo.pipeline import build_stages, pretrain_enabled, stage_settings
+    config = {"train": {"inputs": ["approximant", "sart"]}, "pretrain": {"enabled": "auto"}}
+    pipe = PipelineSettings(baselines=["fbp"])
+    ctx = Context(tmp_path, config, pipe, stage_settings(config, pipe))
+    stages = {st.name: st for st in build_stages(ctx)}
+    assert "sart" in stages and "fbp" in stages
+    for name in ("train", "predict"):
+        assert rundir.baseline("sart") in stages[name].inputs and rundir.baseline("fbp") not in stages[name].inputs
+    assert rundir.baseline("sart") in stages["evaluate"].inputs
+    assert pretrain_enabled(ctx) == (False, "auto: [train] inputs = ['approximant', 'sart']; corpora hold "
+                                            "approximants only")
+    calls = {}
+    monkeypatch.setattr(pipeline, "run_train", lambda *a, **kw: calls.update(train=kw) or {"history": []})
+    monkeypatch.setattr(pipeline, "run_predict", lambda *a, **kw: calls.setdefault("predict", (a, kw)))
+    stages["train"].run(ctx)
+    stages["predict"].run(ctx)
+    assert calls["train"]["baselines"] == {"sart": tmp_path / "sart.h5"}
+    assert calls["predict"][1]["baselines"] == {"sart": tmp_path / "sart.h5"}
+    assert calls["predict"][0][1] == tmp_path / rundir.APPROXIMANT
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[train]\ninputs = ["sart"]\n[pretrain]\nenabled = "on"\n')
+    assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "pre-training corpora hold approximants only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monkeypatch):
     """The golden stage writes golden_probe.h5 and the approximant stage depends on it and reads
     it; with a golden standard made elsewhere the reduced scan's /entry/probe is used, and logged."""
@@ -138,7 +171,9 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
     monkeypatch.setattr(pipeline, "run_approximant", approximant)
     from rapidtomo.pretrain import PretrainSettings
     off = PretrainSettings(enabled="off")
-    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None, "pretrain": off})
+    from rapidtomo.train import TrainSettings
+    ctx = Context(tmp_path, {}, PipelineSettings(), {"golden": None, "approximant": None, "pretrain": off,
+                                                     "train": TrainSettings()})
     stages = {st.name: st for st in pipeline.build_stages(ctx)}
     assert rundir.GOLDEN_PROBE in stages["golden"].outputs and rundir.GOLDEN_PROBE in stages["approximant"].inputs
     stages["golden"].run(ctx)
@@ -149,8 +184,8 @@ def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monke
     golden.write_text("")
     logged = []
     calls.clear()
-    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None, "pretrain": off},
-                  logged.append)
+    ctx = Context(tmp_path, {}, PipelineSettings(golden=str(golden)), {"approximant": None, "pretrain": off,
+                                                                       "train": TrainSettings()}, logged.append)
     stages = {st.name: st for st in pipeline.build_stages(ctx)}
     assert "golden" not in stages and rundir.GOLDEN_PROBE not in stages["approximant"].inputs
     stages["approximant"].run(ctx)

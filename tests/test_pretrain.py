@@ -109,11 +109,11 @@ def test_corpus_pairs_keep_samples_apart():
     samples = [(Volume(rng.random((4, 8, 16)), (1, 1, 1)), Volume(rng.random((4, 16, 32)), (1, 1, 1)))
                for _ in range(3)]
     data, _ = corpus_pairs(samples, patch=8, overlap=0.5, val_samples=1)
-    assert data.approx.shape == (4, 24, 16) and data.target.shape == (4, 48, 32)
+    assert data.coarse.shape == (1, 4, 24, 16) and data.fine.shape == (0, 4, 48, 32) and data.target.shape == (4, 48, 32)
     assert set(data.corners[:, 0] // 8) == {0, 1} and set(data.val_corners[:, 0] // 8) == {2}
     assert np.all(data.corners[:, 0] % 8 + 8 <= 8)  # no patch crosses a sample
     for k in range(3):  # each approximant normalised by itself
-        block = data.approx[:, 8 * k:8 * (k + 1)]
+        block = data.coarse[0, :, 8 * k:8 * (k + 1)]
         assert abs(float(block.mean())) < 1e-5 and abs(float(block.std()) - 1) < 1e-3
 
 
@@ -221,6 +221,13 @@ def test_pretrain_command_end_to_end(tmp_path, capsys):
     m = json.loads((tmp_path / "c" / MANIFEST).read_text())
     assert [s["seed"] for s in m["samples"]] == [1001] and m["simulate"]["model"] == "fast"
     assert "wrote" in capsys.readouterr().out
+    # a network with the SART input: a corpus cannot provide it, refused before any sample is made
+    with_sart = cfg.read_text() + 'inputs = ["approximant", "sart"]\n'
+    cfg.write_text(with_sart)
+    assert main([*args[:4], str(tmp_path / "c2"), *args[5:]]) == 2
+    err = capsys.readouterr().err
+    assert "pre-training corpora hold approximants only" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c2").exists()
 
 
 

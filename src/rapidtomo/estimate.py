@@ -197,10 +197,16 @@ def multislice_seconds(n_modes: int, window: tuple[int, int], n_slices: int, gra
 
 
 def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) -> tuple[float, float]:
-    """(seconds, activation bytes) of one network call on a random batch ``shape`` (with backward if
-    ``grad``), measured: the bytes are the sum of every leaf module's output (what autograd keeps for
-    backward; an upper bound of what a forward without gradient holds at once)."""
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    """(seconds, activation bytes) of one network call on a random batch of ``shape`` ``(B, Z, wy,
+    wx)`` windows of the approximant grid, with the network's inputs (its full-resolution ones
+    2x finer), with backward if ``grad``; measured: the bytes are the sum of every leaf module's
+    output (what autograd keeps for backward; an upper bound of what a forward without gradient
+    holds at once)."""
+    b, z, wy, wx = shape
+    g = torch.Generator().manual_seed(0)
+    s = net.settings
+    x = (torch.randn((b, len(s.coarse_inputs), z, wy, wx), generator=g),
+         torch.randn((b, len(s.fine_inputs), z, 2 * wy, 2 * wx), generator=g))
     sizes = []
     hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel() * o.element_size()))
              for m in net.modules() if not list(m.children())]
@@ -208,7 +214,7 @@ def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) ->
     def run():
         sizes.clear()
         with torch.set_grad_enabled(grad):
-            out = net(x)
+            out = net(*x)
             if grad:
                 out.square().mean().backward()
     try:
@@ -351,7 +357,8 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
 def estimate_train(approx_shape, target_shape, settings, world: int = 1) -> Estimate:
     """Training (:func:`rapidtomo.train.train`) on volumes of these shapes, per process of ``world``.
 
-    Memory: both volumes as float32 twice (read and normalised), the network's parameters with
+    Memory: the volumes (approximant, target and the full-resolution inputs) as float32 twice
+    (read and normalised), the network's parameters with
     gradients and Adam's two moments, and one step's activations (measured on a random batch:
     every leaf module's output, kept for backward) twice (their gradients). Time: the epochs'
     steps (the training patches over ``world`` processes, ``batch_size`` per step) at one
@@ -364,11 +371,13 @@ def estimate_train(approx_shape, target_shape, settings, world: int = 1) -> Esti
     with torch.random.fork_rng(devices=[]):  # the weights' draw leaves the global state as it was
         net = build_network(settings.network_settings(int(target_shape[0])))
     n_params = sum(t.numel() for t in net.parameters())
-    t, act = network_profile(net, (settings.batch_size, 1, Za, p, p), grad=True)
+    t, act = network_profile(net, (settings.batch_size, Za, p, p), grad=True)
     n_patches = len(patch_starts(Ya, p, settings.overlap)) * len(
         patch_starts(split_index(Xa, settings.train_fraction), p, settings.overlap))
     steps = math.ceil(math.ceil(n_patches / world) / settings.batch_size)
-    parts = {"process": PROCESS_BYTES, "volumes": 2 * 4 * (math.prod(approx_shape) + math.prod(target_shape)),
+    n_fine = len(net.settings.fine_inputs)  # full-resolution inputs: one target-sized volume each
+    parts = {"process": PROCESS_BYTES,
+             "volumes": 2 * 4 * (math.prod(approx_shape) + (1 + n_fine) * math.prod(target_shape)),
              "network and Adam": 4 * 4 * n_params, "activations": 2 * act}
     basis = f"measured here: {t:.3g} s per step, {steps} steps per epoch, at most {settings.epochs} epochs"
     return Estimate("train", parts, t * steps * settings.epochs, basis,
@@ -386,9 +395,9 @@ def estimate_predict(net: torch.nn.Module, window: int, approx_shape, out_z: int
     wy, wx = min(window, Ya), min(window, Xa)
     n_windows = len(patch_starts(Ya, wy, settings.overlap)) * len(patch_starts(Xa, wx, settings.overlap))
     b = min(settings.batch_size, n_windows)
-    t, act = network_profile(net, (b, 1, Za, wy, wx), grad=False)
+    t, act = network_profile(net, (b, Za, wy, wx), grad=False)
     parts = {"process": PROCESS_BYTES, "network": 4 * n_params, "activations": act,
-             "column band": 4 * (Za * Ya * wx + 3 * out_z * 4 * Ya * wx)}
+             "column band": 4 * (Za * Ya * wx * (1 + 4 * len(net.settings.fine_inputs)) + 3 * out_z * 4 * Ya * wx)}
     basis = f"measured here: {t:.3g} s per batch of {b} windows, {n_windows} windows"
     return Estimate("predict", parts, t * math.ceil(n_windows / b), basis,
                     "set [predict] batch_size or window lower")
@@ -402,7 +411,7 @@ def pipeline_estimates(ctx) -> Iterator[Estimate]:
     from .distributed import env_world
     from .io import open_volume
     from .nn import build_network
-    from .pipeline import scan_paths
+    from .pipeline import baseline_methods, scan_paths
     from .recon.approximant import coarse_shape
     from .recon.two_step import n_workers
     p, s = ctx.pipeline, ctx.settings
@@ -417,7 +426,7 @@ def pipeline_estimates(ctx) -> Iterator[Estimate]:
     if not p.golden:
         workers = n_workers(s["golden"], pick_device(s["golden"].device))
         yield estimate_two_step(nominal, s["golden"], "golden", workers)
-    for m in p.baselines:
+    for m in baseline_methods(p, s["train"]):
         yield estimate_two_step(reduced, s[m], m, n_workers(s[m], pick_device(s[m].device)))
     yield estimate_approximant(reduced, s["approximant"], env_world())
     Z, Y, X = reduced.volume_shape

@@ -2,7 +2,9 @@
 on CPU or CUDA, writing the 2x finer output; out-of-core from and to HDF5/zarr files.
 
 Windows span the whole z; in y and x they are the model's training patch (approximant grid)
-with 50 % overlap by default, the last window aligned to the volume's end. Each window's output
+with 50 % overlap by default, the last window aligned to the volume's end. Every input the
+model takes (``LoadedModel.settings.inputs``) is windowed on the same region: the approximant
+on its grid, the full-resolution ones (reduced-angle SART, FBP) with windows 2x larger. Each window's output
 (2x the window in y and x) is weighted by a separable Gaussian (σ = window/8 on each axis,
 floored at 1e-3 so edges still count) and the sum is divided by the summed weights, so the
 result has no seams. Where the volume fits in one window the network runs once on it.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -40,9 +43,10 @@ from .config import Settings
 from .device import pick_device
 from .errors import UserError
 from .io import Volume, create_volume, open_volume
-from .nn import LoadedModel, load_model, receptive_field
+from .nn import LoadedModel, check_inputs, load_model, receptive_field
+from .nn.unet import COARSE_INPUTS
 from .progress import progress
-from .train.data import resample_z
+from .train.data import resample_z, stack_inputs
 from .train.split import patch_starts
 
 log = logging.getLogger("rapidtomo.infer")
@@ -76,14 +80,18 @@ def blend_weights(ny: int, nx: int, kind: str = "gaussian") -> torch.Tensor:
     return (g(ny)[:, None] * g(nx)[None, :]).clamp_min(1e-3)
 
 
-def sliding_window(net: Callable[[torch.Tensor], torch.Tensor], read_cols: Callable[[int, int], torch.Tensor],
+def sliding_window(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                   read_cols: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
                    write_cols: Callable[[int, int, torch.Tensor], None], shape: tuple[int, int, int], window: int,
                    overlap: float = 0.5, batch_size: int = 8, blend: str = "gaussian",
                    device: torch.device | str = "cpu", desc: str = "predict", margin: int = 0) -> None:
-    """Run ``net`` over windows of a ``(Z, Y, X)`` input and write the blended ``(Z, 2Y, 2X)`` output.
+    """Run ``net`` over windows of inputs on a ``(Z, Y, X)`` grid and write the blended ``(Z, 2Y, 2X)``
+    output.
 
-    ``read_cols(x0, x1)`` returns the input columns ``(Z, Y, x1 − x0)`` (float32, normalised);
-    ``net`` maps ``(B, 1, Z, wy, wx)`` to ``(B, 1, Z, 2wy, 2wx)``; ``write_cols(x0, x1, out)`` receives
+    ``read_cols(x0, x1)`` returns the input columns (float32, normalised) as ``(coarse (Cc, Z, Y,
+    x1 − x0), fine (Cf, Z, 2Y, 2(x1 − x0)))``, the inputs on the approximant's and on the 2x finer
+    grid (``Cc`` or ``Cf`` may be 0); ``net(coarse, fine)`` maps ``(B, Cc, Z, wy, wx)`` and
+    ``(B, Cf, Z, 2wy, 2wx)`` to ``(B, 1, Z, 2wy, 2wx)``; ``write_cols(x0, x1, out)`` receives
     the final output for approximant columns ``[x0, x1)``, i.e. ``out`` of shape ``(Z, 2Y, 2(x1 − x0))``,
     called left to right, each column once. Outputs within ``margin`` approximant voxels of a
     window's inner edges get weight 0; per axis the margin is capped at ``(w − largest step)/2``
@@ -114,7 +122,7 @@ def sliding_window(net: Callable[[torch.Tensor], torch.Tensor], read_cols: Calla
     groups = [xs[i:i + per_group] for i in range(0, len(xs), per_group)]
     for gi, group in enumerate(progress(groups, desc, unit="columns")):
         c0, c1 = group[0], group[-1] + wx
-        cols = read_cols(c0, c1)
+        coarse, fine = read_cols(c0, c1)
         grow = 2 * (c1 - b0) - acc.shape[-1]
         if grow > 0:
             acc = torch.cat([acc, torch.zeros(nz, 2 * ny, grow)], dim=-1)
@@ -122,9 +130,10 @@ def sliding_window(net: Callable[[torch.Tensor], torch.Tensor], read_cols: Calla
         tiles = [(y0, x0) for x0 in group for y0 in ys]
         for s in range(0, len(tiles), batch_size):
             chunk = tiles[s:s + batch_size]
-            xb = torch.stack([cols[:, y0:y0 + wy, x0 - c0:x0 - c0 + wx] for y0, x0 in chunk])[:, None]
+            cb = torch.stack([coarse[..., y0:y0 + wy, x0 - c0:x0 - c0 + wx] for y0, x0 in chunk])
+            fb = torch.stack([fine[..., 2 * y0:2 * (y0 + wy), 2 * (x0 - c0):2 * (x0 - c0 + wx)] for y0, x0 in chunk])
             with torch.no_grad():
-                out = net(xb.to(device)).float().cpu()[:, 0]
+                out = net(cb.to(device), fb.to(device)).float().cpu()[:, 0]
             for (y0, x0), o in zip(chunk, out):
                 sy, sx = slice(2 * y0, 2 * (y0 + wy)), slice(2 * (x0 - b0), 2 * (x0 - b0 + wx))
                 w = weight(y0, x0)
@@ -157,11 +166,11 @@ def _network_fn(m: LoadedModel, device: torch.device, amp: bool) -> Callable[[to
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if cuda else None
     scale, offset = m.normalisation["output_scale"], m.normalisation["output_offset"]
 
-    def fn(x: torch.Tensor) -> torch.Tensor:
+    def fn(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
         if cuda:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+            coarse, fine = (t.contiguous(memory_format=torch.channels_last_3d) for t in (coarse, fine))
         with torch.autocast(device.type, dtype=dtype, enabled=cuda and amp):
-            return m.network(x).float() * scale + offset
+            return m.network(coarse, fine).float() * scale + offset
     return fn
 
 
@@ -196,115 +205,194 @@ def _plan(m: LoadedModel, shape: tuple[int, int, int], settings: PredictSettings
     return nz, window, 0
 
 
-def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, source: Any) -> dict[str, Any]:
+def _output_attrs(m: LoadedModel, settings: PredictSettings, model_path: Any, sources: list[Any]) -> dict[str, Any]:
     from .runinfo import provenance
-    attrs = provenance(settings.to_dict(), [str(model_path), str(source)])
-    attrs.update({"quantity": "phase_rad_per_voxel", "model_variant": m.settings.variant})
+    attrs = provenance(settings.to_dict(), [str(model_path), *map(str, sources)])
+    attrs.update({"quantity": "phase_rad_per_voxel", "model_variant": m.settings.variant,
+                  "model_inputs": list(m.settings.inputs)})
     return attrs
 
 
-def predict(model: str | Path | LoadedModel, approximant: Volume, settings: PredictSettings | None = None,
-            name: str = "approximant") -> Volume:
-    """Predict the golden-standard-quality volume from an approximant held in memory.
+@dataclass
+class _Source:
+    """One input of the network: ``data`` ``(Z0, Y·scale, X·scale)`` (an array or an HDF5/zarr
+    dataset, read by columns), on the approximant's grid (``scale`` 1) or the 2x finer one (2)."""
+
+    name: str
+    data: Any
+    label: str
+    scale: int
+
+    def cols(self, x0: int, x1: int, nz: int) -> torch.Tensor:
+        """Columns ``[x0, x1)`` of the approximant grid, resampled to ``nz`` slices; NaN refused."""
+        c = np.asarray(self.data[:, :, self.scale * x0:self.scale * x1], dtype=np.float32)
+        if not np.all(np.isfinite(c)):
+            raise UserError(f"{self.label}: /volume contains NaN or infinite values")
+        return resample_z(c, nz)
+
+    def stats(self, nx: int, nz: int) -> tuple[float, float]:
+        """Mean and std (ddof 1) after z resampling, in column chunks of ~64 MB."""
+        z0, y = self.data.shape[:2]
+        chunk = max(1, (64 * 1024 * 1024) // max(1, 4 * z0 * y * self.scale))
+        s1 = s2 = 0.0
+        for x0 in range(0, nx, chunk):
+            c = self.cols(x0, min(nx, x0 + chunk), nz).double()
+            s1, s2 = s1 + float(c.sum()), s2 + float((c * c).sum())
+        n = nz * y * nx * self.scale
+        return s1 / n, math.sqrt(max(s2 - s1 * s1 / n, 0.0) / max(n - 1, 1))
+
+
+def _sources(m: LoadedModel, approximant: tuple[Any, str] | None, baselines: dict[str, tuple[Any, str]],
+             model_name: str) -> tuple[list[_Source], tuple[int, int, int]]:
+    """The model's inputs in channel order and the approximant grid ``(Z0, Y, X)``; a missing,
+    surplus or misshapen input is a one-line UserError."""
+    check_inputs(m, (["approximant"] if approximant is not None else []) + list(baselines), model_name)
+    given = {**({"approximant": approximant} if approximant is not None else {}), **baselines}
+    srcs = [_Source(n, given[n][0], given[n][1], 1 if n in COARSE_INPUTS else 2) for n in m.settings.inputs]
+    for s in srcs:
+        if len(s.data.shape) != 3:
+            raise UserError(f"{s.label}: /volume must be 3D (z, y, x), got shape {tuple(s.data.shape)}")
+    first = srcs[0]
+    z0, y, x = first.data.shape
+    if first.scale == 2 and (y % 2 or x % 2):
+        raise UserError(f"{first.label}: y, x = ({y}, {x}) must be even (the output grid is 2x the approximant's)")
+    grid = (z0, y // first.scale, x // first.scale)
+    for s in srcs[1:]:
+        want = (grid[1] * s.scale, grid[2] * s.scale)
+        if tuple(s.data.shape[1:]) != want:
+            raise UserError(f"{s.label}: y, x = {tuple(s.data.shape[1:])} must be {want} to pair with "
+                            f"{first.label} {tuple(first.data.shape)} (the baselines are on the 2x finer grid)")
+    return srcs, grid
+
+
+def _run(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
+         device: torch.device, write: Callable[[int, int, torch.Tensor], None], name: str) -> int:
+    """Normalise every input and run the tiled network, writing output columns; returns the output's Z."""
+    nz, window, margin = _plan(m, grid, settings, name)
+    _, ny, nx = grid
+    norm = [_norm(m, settings, s, nx, nz) for s in srcs]
+
+    def read(x0: int, x1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cols = [(s.cols(x0, x1, nz) - mean) / std for s, (mean, std) in zip(srcs, norm)]
+        coarse = [c for c, s in zip(cols, srcs) if s.scale == 1]
+        fine = [c for c, s in zip(cols, srcs) if s.scale == 2]
+        return (stack_inputs(coarse, (nz, ny, x1 - x0)), stack_inputs(fine, (nz, 2 * ny, 2 * (x1 - x0))))
+
+    sliding_window(_network_fn(m, device, settings.amp), read, write, (nz, ny, nx), window, settings.overlap,
+                   settings.batch_size, settings.blend, device, margin=margin)
+    return nz
+
+
+def _voxel_out(voxel_size_m, scale: int, nz0: int, nz: int) -> tuple[float, float, float]:
+    """The output's voxel sizes from an input's (on the grid of ``scale``) and the z resampling."""
+    dz, dy, dx = voxel_size_m
+    return dz * nz0 / nz, dy * scale / 2, dx * scale / 2
+
+
+def predict(model: str | Path | LoadedModel, approximant: Volume | None, settings: PredictSettings | None = None,
+            name: str = "approximant", baselines: dict[str, Volume] | None = None) -> Volume:
+    """Predict the golden-standard-quality volume from the model's inputs held in memory.
 
     Parameters
     ----------
     model : path or LoadedModel
         A model file from ``rapidtomo train`` (loaded with ``weights_only=True``) or a loaded model.
-    approximant : Volume
-        The approximant, ``(Z, Y, X)``, phase in radians per voxel, voxel sizes ``(dz, dy, dx)``.
+    approximant : Volume or None
+        The approximant, ``(Z, Y, X)``, phase in radians per voxel, voxel sizes ``(dz, dy, dx)``;
+        None for a model that does not take it.
     settings : PredictSettings, optional
         Window, overlap, blending, batch size, device, normalisation and output slices; defaults
         if None.
     name : str
         What the approximant is called in messages (e.g. its file name).
+    baselines : dict of str to Volume, optional
+        The full-resolution inputs the model takes (``sart``, ``fbp``), ``(Zb, 2Y, 2X)``.
 
     Returns
     -------
     Volume
         ``(Z', 2Y, 2X)`` phase in radians per voxel, voxel sizes ``(dz·Z/Z', dy/2, dx/2)``, where
         ``Z'`` is the training target's z unless ``settings.z_slices`` says otherwise; attributes
-        hold provenance (settings, model, source) and the model's variant.
+        hold provenance (settings, model, sources), the model's variant and inputs.
 
     Raises
     ------
     UserError
-        The model file is missing, corrupt or foreign, or the approximant is constant and
-        ``normalise = "volume"`` (its own statistics) cannot scale it.
+        The model file is missing, corrupt or foreign, the inputs are not the model's or do not
+        pair, or an input is constant and ``normalise = "volume"`` (its own statistics) cannot
+        scale it.
 
     See Also
     --------
-    predict_file : the same from a volume file to a volume file, streaming (larger than memory).
+    predict_file : the same from volume files to a volume file, streaming (larger than memory).
     """
     settings = settings or PredictSettings()
     device = pick_device(settings.device)
     m = _model(model, device)
-    nz0, ny, nx = approximant.shape
-    nz, window, margin = _plan(m, approximant.shape, settings, name)
-    a = resample_z(np.asarray(approximant.data, dtype=np.float32), nz)
-    mean, std = _norm(m, settings, float(a.double().mean()), float(a.double().std()), name)
-    a = (a - mean) / std
+    vols = {**({"approximant": approximant} if approximant is not None else {}), **(baselines or {})}
+    labels = {n: name if n == "approximant" else n for n in vols}
+    srcs, grid = _sources(m, (approximant.data, name) if approximant is not None else None,
+                          {n: (v.data, n) for n, v in (baselines or {}).items()}, "model")
+    first = vols[srcs[0].name]
+    nz0, ny, nx = grid
+    nz = settings.z_slices or int(m.training.get("target_z") or nz0)
     out = torch.empty(nz, 2 * ny, 2 * nx)
 
     def write(x0: int, x1: int, o: torch.Tensor) -> None:
         out[..., 2 * x0:2 * x1] = o
 
-    sliding_window(_network_fn(m, device, settings.amp), lambda x0, x1: a[..., x0:x1], write, (nz, ny, nx), window,
-                   settings.overlap, settings.batch_size, settings.blend, device, margin=margin)
-    dz, dy, dx = approximant.voxel_size_m
-    return Volume(out.numpy(), (dz * nz0 / nz, dy / 2, dx / 2),
-                  _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model", name))
+    _run(m, srcs, grid, settings, device, write, labels[srcs[0].name])
+    return Volume(out.numpy(), _voxel_out(first.voxel_size_m, srcs[0].scale, first.shape[0], nz),
+                  _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model",
+                                [labels[s.name] for s in srcs]))
 
 
-def _norm(m: LoadedModel, settings: PredictSettings, mean: float, std: float, name: str) -> tuple[float, float]:
+def _norm(m: LoadedModel, settings: PredictSettings, src: _Source, nx: int, nz: int) -> tuple[float, float]:
+    """An input's (mean, std): the training input's (``normalise = "model"``) or its own."""
     if settings.normalise == "model":
-        return m.normalisation["input_mean"], m.normalisation["input_std"]
+        return m.normalisation[f"{src.name}_mean"], m.normalisation[f"{src.name}_std"]
+    mean, std = src.stats(nx, nz)
     if not np.isfinite(std) or std <= 0:
-        raise UserError(f"{name}: volume is constant: cannot normalise it (use normalise = 'model')")
+        raise UserError(f"{src.label}: volume is constant: cannot normalise it (use normalise = 'model')")
     return mean, std
 
 
 # --- out-of-core files -------------------------------------------------------------------------
 
-def predict_file(model: str | Path | LoadedModel, in_path: str | Path, out_path: str | Path,
-                 settings: PredictSettings | None = None) -> dict[str, Any]:
-    """Predict from a volume file to a volume file (HDF5 ``.h5`` or zarr ``.zarr``), streaming
-    column by column so neither volume needs to fit in memory. Returns a summary dict (shapes,
-    seconds, voxels/s)."""
+def predict_file(model: str | Path | LoadedModel, in_path: str | Path | None, out_path: str | Path,
+                 settings: PredictSettings | None = None, baselines: dict[str, str | Path] | None = None
+                 ) -> dict[str, Any]:
+    """Predict from volume files to a volume file (HDF5 ``.h5`` or zarr ``.zarr``), streaming
+    column by column so no volume needs to fit in memory. ``in_path`` is the approximant (None
+    for a model that does not take it), ``baselines`` the full-resolution input files by name
+    (``sart``, ``fbp``). Returns a summary dict (shapes, seconds, voxels/s)."""
     import time
+    from contextlib import ExitStack
     settings = settings or PredictSettings()
-    in_path, out_path = Path(in_path), Path(out_path)
+    out_path = Path(out_path)
     device = pick_device(settings.device)
     m = _model(model, device)
-    with open_volume(in_path) as src:
-        d, (dz, dy, dx) = src.data, src.voxel_size_m
-        nz0, ny, nx = d.shape
-        nz, window, margin = _plan(m, d.shape, settings, str(in_path))
-        chunk = max(1, (64 * 1024 * 1024) // max(1, 4 * nz0 * ny))  # ~64 MB per statistics read
-
-        def raw(x0: int, x1: int) -> torch.Tensor:
-            c = np.asarray(d[:, :, x0:x1], dtype=np.float32)
-            if not np.all(np.isfinite(c)):
-                raise UserError(f"{in_path}: /volume contains NaN or infinite values")
-            return resample_z(c, nz)
-
-        s1 = s2 = 0.0
-        for x0 in range(0, nx, chunk):
-            c = raw(x0, min(nx, x0 + chunk)).double()
-            s1, s2 = s1 + float(c.sum()), s2 + float((c * c).sum())
-        n = nz * ny * nx
-        var = max(s2 - s1 * s1 / n, 0.0) / max(n - 1, 1)
-        mean, std = _norm(m, settings, s1 / n, math.sqrt(var), str(in_path))
-        t0 = time.perf_counter()
+    paths = {**({"approximant": Path(in_path)} if in_path is not None else {}),
+             **{n: Path(p) for n, p in (baselines or {}).items()}}
+    with ExitStack() as stack:
+        opened = {n: stack.enter_context(open_volume(p)) for n, p in paths.items()}
+        srcs, grid = _sources(m, (opened["approximant"].data, str(in_path)) if in_path is not None else None,
+                              {n: (v.data, str(paths[n])) for n, v in opened.items() if n != "approximant"},
+                              str(model) if not isinstance(model, LoadedModel) else "model")
+        first = opened[srcs[0].name]
+        nz0, ny, nx = grid
+        nz = settings.z_slices or int(m.training.get("target_z") or nz0)
         shape = (nz, 2 * ny, 2 * nx)
+        window = settings.window or m.patch
         chunks = (shape[0], min(shape[1], 256), min(shape[2], 2 * window))
-        attrs = _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model", in_path)
-        with create_volume(out_path, shape, (dz * nz0 / nz, dy / 2, dx / 2), attrs, chunks=chunks) as dst:
+        attrs = _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model",
+                              [paths[s.name] for s in srcs])
+        t0 = time.perf_counter()
+        with create_volume(out_path, shape, _voxel_out(first.voxel_size_m, srcs[0].scale, nz0, nz), attrs,
+                           chunks=chunks) as dst:
             def write(x0: int, x1: int, o: torch.Tensor) -> None:
                 dst.data[:, :, 2 * x0:2 * x1] = o.numpy()
-            sliding_window(_network_fn(m, device, settings.amp), lambda x0, x1: (raw(x0, x1) - mean) / std, write,
-                           (nz, ny, nx), window, settings.overlap, settings.batch_size, settings.blend, device,
-                           margin=margin)
+            _run(m, srcs, grid, settings, device, write, str(paths[srcs[0].name]))
         seconds = time.perf_counter() - t0
     return {"input_shape": [nz0, ny, nx], "output_shape": list(shape), "seconds": seconds,
             "output_voxels_per_s": nz * 4 * ny * nx / seconds if seconds > 0 else float("nan")}

@@ -21,7 +21,12 @@ from . import rundir
 from .config import Settings, load_config_file, settings_from
 from .errors import UserError
 from .io.atomic import atomic_path
+from .nn.unet import COARSE_INPUTS
 from .stages import run_approximant, run_evaluate, run_predict, run_simulate, run_train, run_two_step
+
+
+# the network's inputs in a pipeline unless [train] inputs says otherwise (docs/network.md, "Inputs")
+PIPELINE_INPUTS = ["approximant"]
 
 
 class PipelineSettings(Settings):
@@ -148,8 +153,11 @@ def _source(config_path) -> str:
 def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=None) -> dict[str, Settings]:
     """Every stage's validated settings, before any work: a typo or a bad value fails at once with
     one line naming the file, the section and the field. Keys: simulate, golden, baseline (the
-    ``[golden]`` values, then ``[baseline]``'s), approximant, train, predict, and one per baseline
-    method of ``[pipeline] baselines`` (the baseline settings with that method)."""
+    ``[golden]`` values, then ``[baseline]``'s), approximant, train (``inputs`` default
+    :data:`PIPELINE_INPUTS`), predict, and one per baseline method of ``[pipeline] baselines`` and
+    of the network's inputs (:func:`baseline_methods`; the baseline settings with that method).
+    Pre-training (``on``, or ``auto`` with a ``model``) with inputs that a corpus cannot provide is
+    refused here."""
     from .infer import PredictSettings
     from .pretrain import PretrainSettings
     from .recon import ApproximantSettings, TwoStepSettings
@@ -161,19 +169,30 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
             raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(sorted(known))})")
     src = _source(config_path)
     sec = lambda name: dict(config.get(name, {}))  # noqa: E731
+    train = settings_from(TrainSettings, "train", {"seed": pipe.seed, "inputs": PIPELINE_INPUTS, **sec("train")}, src)
     out: dict[str, Settings] = {
         "simulate": settings_from(SimulateSettings, "simulate", {"seed": pipe.seed, **sec("simulate")}, src),
         "golden": settings_from(TwoStepSettings, "golden", {"method": "sart", **sec("golden")}, src),
         "baseline": settings_from(TwoStepSettings, "baseline", {"method": "fbp", **sec("golden"), **sec("baseline")},
                                   src),
         "approximant": settings_from(ApproximantSettings, "approximant", sec("approximant"), src),
-        "train": settings_from(TrainSettings, "train", {"seed": pipe.seed, **sec("train")}, src),
+        "train": train,
         "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
         "pretrain": settings_from(PretrainSettings, "pretrain", sec("pretrain"), src),
     }
-    for m in pipe.baselines:
+    pre = out["pretrain"]
+    if pre.enabled == "on" or pre.enabled == "auto" and pre.model:
+        from .pretrain import check_pretrainable
+        check_pretrainable(train, f"{src}: [train]")
+    for m in baseline_methods(pipe, train):
         out[m] = settings_from(TwoStepSettings, "baseline", {**sec("golden"), **sec("baseline"), "method": m}, src)
     return out
+
+
+def baseline_methods(pipe: PipelineSettings, train) -> list[str]:
+    """The reduced-angle baselines a run makes: ``[pipeline] baselines`` and those the network takes
+    as inputs (``[train] inputs``: sart, fbp)."""
+    return list(pipe.baselines) + [i for i in train.inputs if i not in COARSE_INPUTS and i not in pipe.baselines]
 
 
 def check_patch_fits(ctx: "Context", config_path=None) -> None:
@@ -282,15 +301,23 @@ def _train_to(model: str, init: str | None):
         settings = ctx.settings["train"]
         if init:
             settings = settings.model_copy(update={"init": str(ctx.path(init))})
-        result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(model), settings)
+        result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(model), settings,
+                           baselines=fine_inputs(ctx))
         return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
                 "n_train": result.get("n_train"), "n_val": result.get("n_val")}
     return run
 
 
+def fine_inputs(ctx: Context) -> dict[str, Path]:
+    """The run's baseline files that the network takes as inputs (``[train] inputs``), by name."""
+    return {i: ctx.path(rundir.baseline(i)) for i in ctx.settings["train"].inputs if i not in COARSE_INPUTS}
+
+
 def _predict_with(model: str, out: str):
+    """The predict stage of ``model`` into ``out``, from the network's inputs (``[train] inputs``)."""
     def run(ctx: Context) -> dict:
-        run_predict(ctx.path(model), ctx.path(rundir.APPROXIMANT), ctx.path(out), ctx.settings["predict"])
+        approx = ctx.path(rundir.APPROXIMANT) if "approximant" in ctx.settings["train"].inputs else None
+        run_predict(ctx.path(model), approx, ctx.path(out), ctx.settings["predict"], baselines=fine_inputs(ctx))
         return {}
     return run
 
@@ -317,6 +344,8 @@ def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
     s = ctx.settings["pretrain"]
     if s.enabled != "auto":
         return s.enabled == "on", f"[pretrain] enabled = {s.enabled}"
+    if ctx.settings["train"].inputs != ["approximant"]:
+        return False, f"auto: [train] inputs = {ctx.settings['train'].inputs}; corpora hold approximants only"
     if s.model:
         return True, f"auto: pre-trained model {s.model}"
     shape = _nominal_shape(ctx)
@@ -391,7 +420,7 @@ def build_stages(ctx: Context) -> list[Stage]:
     if not p.golden:
         stages.append(Stage("golden", scans, [rundir.GOLDEN, rundir.GOLDEN_PROBE], {**sec("golden")}, _golden,
                             [str(nominal)] if user_scans else []))
-    for m in p.baselines:
+    for m in baseline_methods(p, ctx.settings["train"]):
         stages.append(Stage(m, scans, [rundir.baseline(m)], {**sec("golden"), **sec("baseline"), "method": m},
                             _baseline(m), [str(reduced)] if user_scans else []))
     probe_in = [] if p.golden else [rundir.GOLDEN_PROBE]
@@ -416,13 +445,15 @@ def build_stages(ctx: Context) -> list[Stage]:
         stages.append(Stage("zero_shot", [rundir.PRETRAINED, rundir.APPROXIMANT], [rundir.PREDICTION_ZERO_SHOT],
                             sec("predict"), _predict_with(rundir.PRETRAINED, rundir.PREDICTION_ZERO_SHOT)))
         predictions += [rundir.PREDICTION_SCRATCH, rundir.PREDICTION_ZERO_SHOT]
-    stages.append(Stage("train", [rundir.APPROXIMANT] + golden_in + [rundir.PRETRAINED] * pretrained, [rundir.MODEL],
-                        train_key, _train_to(rundir.MODEL, rundir.PRETRAINED if pretrained else None),
+    fine = [rundir.baseline(i) for i in fine_inputs(ctx)]  # the baselines the network takes as inputs
+    stages.append(Stage("train", [rundir.APPROXIMANT] + fine + golden_in + [rundir.PRETRAINED] * pretrained,
+                        [rundir.MODEL], train_key, _train_to(rundir.MODEL, rundir.PRETRAINED if pretrained else None),
                         [p.golden] if p.golden else []))
-    stages.append(Stage("predict", [rundir.MODEL, rundir.APPROXIMANT], [rundir.PREDICTION], sec("predict"),
+    stages.append(Stage("predict", [rundir.MODEL, rundir.APPROXIMANT] + fine, [rundir.PREDICTION], sec("predict"),
                         _predict_with(rundir.MODEL, rundir.PREDICTION)))
     stages.append(Stage("evaluate", predictions + [rundir.APPROXIMANT] + golden_in
-                        + [rundir.baseline(m) for m in p.baselines], [rundir.METRICS], {}, _evaluate))
+                        + [rundir.baseline(m) for m in baseline_methods(p, ctx.settings["train"])],
+                        [rundir.METRICS], {}, _evaluate))
     stages.append(Stage("report", [rundir.METRICS], [rundir.REPORT], {}, _report))
     return stages
 

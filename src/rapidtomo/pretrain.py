@@ -478,11 +478,21 @@ def corpus_pairs(samples: list[tuple[Volume, Volume]], patch: int, overlap: floa
     corners = [(k * ya + y, x) for k in range(len(samples)) for y in ys for x in xs]
     cut = n_train * len(ys) * len(xs)
     # the model file's input statistics (used by predict's normalise = "model"): the samples' means
-    norm = {"input_mean": float(np.mean([m for m, _ in stats])), "input_std": float(np.mean([s for _, s in stats])),
-            "target_mean": g_mean, "target_std": g_std}
-    data = PatchPairs(torch.cat(approx, dim=1), (g - g_mean) / g_std, np.array(corners[:cut], np.int64),
+    norm = {"approximant_mean": float(np.mean([m for m, _ in stats])),
+            "approximant_std": float(np.mean([s for _, s in stats])), "target_mean": g_mean, "target_std": g_std}
+    coarse = torch.cat(approx, dim=1)[None]
+    data = PatchPairs(coarse, torch.zeros((0, zt, *g.shape[1:])), (g - g_mean) / g_std, np.array(corners[:cut], np.int64),
                       np.array(corners[cut:], np.int64).reshape(-1, 2), patch, xa, xa, norm)
     return data, [f"corpus: {n_train} training and {n_val} validation samples, {cut} training patches"]
+
+
+def check_pretrainable(train_settings, where: str = "[train]") -> None:
+    """Refuse (one-line :class:`UserError`) a network whose inputs a corpus cannot provide: corpus
+    samples hold an approximant and a truth, no reduced-angle SART or FBP."""
+    if list(train_settings.inputs) != ["approximant"]:
+        raise UserError(f"{where} inputs = {list(train_settings.inputs)}: pre-training corpora hold approximants "
+                        f"only (no reduced-angle SART/FBP); pre-train with inputs = [\"approximant\"] or turn "
+                        f"[pretrain] off")
 
 
 def pretrain(corpus_dir: str | Path, out: str | Path, train_settings, settings: PretrainSettings,
@@ -495,6 +505,7 @@ def pretrain(corpus_dir: str | Path, out: str | Path, train_settings, settings: 
     :func:`rapidtomo.train.train`'s result.
     """
     from .train import train
+    check_pretrainable(train_settings)
     corpus_dir = Path(corpus_dir)
     manifest = manifest or json.loads((corpus_dir / MANIFEST).read_text())
     loaded = [read_sample(sample_path(corpus_dir, s["index"])) for s in manifest["samples"]]
@@ -536,6 +547,7 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
     best validation NPCC."""
     from .io import read_volume
     from .runinfo import Timer, write_run_info
+    check_pretrainable(train_settings)
     timer = Timer()
     with timer("corpus"):
         manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude, replace_stale)

@@ -319,13 +319,22 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings,
 
 
 def run_train(approximant_path: str | Path, target_path: str | Path, out: str | Path, settings,
-              resume: bool = False, dry_run: bool = False) -> dict[str, Any]:
+              resume: bool = False, dry_run: bool = False, baselines: dict[str, str | Path] | None = None
+              ) -> dict[str, Any]:
     """Train the network on the volume files ``approximant_path`` → ``target_path`` and write the
     model file ``out`` (checkpoint, log and loss curve beside it, by :func:`rapidtomo.train.train`),
-    from :class:`~rapidtomo.train.TrainSettings`. Under torchrun only rank 0 writes the sidecar.
-    Returns :func:`~rapidtomo.train.train`'s result with the read time added to its timings."""
+    from :class:`~rapidtomo.train.TrainSettings`; ``baselines`` are the files of the
+    full-resolution inputs that ``settings.inputs`` name (``{"sart": path}``; one that the inputs
+    do not name is refused, one they name and that is missing too, by :func:`~rapidtomo.train.prepare_pairs`). Under torchrun only rank 0
+    writes the sidecar. Returns :func:`~rapidtomo.train.train`'s result with the read time added
+    to its timings."""
     from .io import open_volume
     from .train import train
+    baselines = {n: Path(p) for n, p in (baselines or {}).items()}
+    extra = [n for n in baselines if n not in settings.inputs]
+    if extra:
+        raise UserError(f"{baselines[extra[0]]}: --{extra[0]} given, but [train] inputs = {settings.inputs} do not "
+                        f"include {extra[0]}")
     with open_volume(approximant_path) as a, open_volume(target_path) as g:
         shapes = (a.shape, g.shape)
     est = estimate.preflight(estimate.estimate_train(*shapes, settings, env_world()))
@@ -334,34 +343,40 @@ def run_train(approximant_path: str | Path, target_path: str | Path, out: str | 
     timer = Timer()
     with timer("read"):
         approx, target = read_volume(approximant_path), read_volume(target_path)
+        fine = {n: read_volume(p) for n, p in baselines.items()}
     sources = [str(approximant_path), str(target_path)]
     with timer("train_total"):
-        result = train(approx, target, settings, out, resume=resume, names=tuple(sources))
+        result = train(approx, target, settings, out, resume=resume, names=tuple(sources), baselines=fine,
+                       baseline_names={n: str(p) for n, p in baselines.items()})
     result["timings"] = {**timer.seconds, **result["timings"]}
     if int(os.environ.get("RANK", "0")) == 0:
         write_run_info(info_path(out), "train", settings.to_dict(), result["timings"],
                        {"network": settings.network_settings().to_dict(), "history": result["history"],
                         "samples_per_s": result["samples_per_s"], "n_train": result["n_train"],
                         "n_val": result["n_val"], "steps": result["steps"], "world_size": result["world_size"],
-                        "normalisation": result["normalisation"], "notes": result["notes"], "sources": sources})
+                        "normalisation": result["normalisation"], "notes": result["notes"],
+                        "sources": sources + [str(p) for p in baselines.values()]})
     return result
 
 
-def run_predict(model_path: str | Path, approximant_path: str | Path, out: str | Path, settings,
-                dry_run: bool = False) -> dict[str, Any]:
-    """Apply a trained model to an approximant file and write the prediction and its sidecar.
+def run_predict(model_path: str | Path, approximant_path: str | Path | None, out: str | Path, settings,
+                dry_run: bool = False, baselines: dict[str, str | Path] | None = None) -> dict[str, Any]:
+    """Apply a trained model to its input files and write the prediction and its sidecar.
 
     Parameters
     ----------
     model_path : path
         Model file from ``rapidtomo train``.
-    approximant_path : path
-        Approximant volume file (HDF5 or ``.zarr``), ``(Z, Y, X)``.
+    approximant_path : path or None
+        Approximant volume file (HDF5 or ``.zarr``), ``(Z, Y, X)``; None for a model that does
+        not take it (its geometry is then not checked).
     out : path
         Output volume file (HDF5 or ``.zarr``), ``(Z', 2Y, 2X)``, written column by column
         (:func:`rapidtomo.infer.predict_file`, neither volume need fit in memory) to a temporary
         file or folder renamed when complete; ``OUT.json`` gets the settings and timings.
     settings : rapidtomo.infer.PredictSettings
+    baselines : dict of str to path, optional
+        The full-resolution input files the model takes (``sart``, ``fbp``), ``(Zb, 2Y, 2X)``.
     dry_run : bool
         Print the estimate (:mod:`rapidtomo.estimate`) and return ``{"estimate": ...}`` without
         writing anything.
@@ -374,25 +389,32 @@ def run_predict(model_path: str | Path, approximant_path: str | Path, out: str |
     Raises
     ------
     UserError
-        A file is missing, malformed or holds NaN, the model is corrupt or foreign, or the
-        approximant is constant; an existing ``out`` is left as it was.
+        A file is missing, malformed or holds NaN, the model is corrupt or foreign, the inputs
+        are not the model's, or an input is constant; an existing ``out`` is left as it was.
     """
     from .infer import predict_file
-    check_model_fits(model_path, approximant_path)
     from .io import open_volume
-    from .nn import load_model
+    from .nn import check_inputs, load_model
+    baselines = dict(baselines or {})
     m = load_model(model_path)
-    with open_volume(approximant_path) as a:
-        shape = a.shape
+    check_inputs(m, (["approximant"] if approximant_path is not None else []) + list(baselines), str(model_path))
+    if approximant_path is not None:
+        check_model_fits(model_path, approximant_path)
+        with open_volume(approximant_path) as a:
+            shape = a.shape
+    else:
+        with open_volume(baselines[m.settings.inputs[0]]) as b:
+            shape = (b.shape[0], b.shape[1] // 2, b.shape[2] // 2)
     out_z = settings.z_slices or int(m.training.get("target_z") or shape[0])
     est = estimate.preflight(estimate.estimate_predict(m.network, settings.window or m.patch, shape, out_z, settings))
     if dry_run:
         return {"estimate": est}
     timer = Timer()
     with timer("predict"):
-        summary = predict_file(model_path, approximant_path, out, settings)
+        summary = predict_file(model_path, approximant_path, out, settings, baselines)
+    sources = [str(model_path)] + ([str(approximant_path)] if approximant_path is not None else [])
     write_run_info(info_path(out), "predict", settings.to_dict(), timer.seconds,
-                   {**summary, "sources": [str(model_path), str(approximant_path)]})
+                   {**summary, "inputs": list(m.settings.inputs), "sources": sources + [str(p) for p in baselines.values()]})
     return {**summary, "timings": timer.seconds}
 
 

@@ -4,7 +4,7 @@ import torch
 from rapidtomo.errors import UserError
 from rapidtomo.nn import NetworkSettings, build_network, load_model, save_model
 
-NORM = {"input_mean": 0.1, "input_std": 2.0, "output_scale": 0.5, "output_offset": -1.0}
+NORM = {"approximant_mean": 0.1, "approximant_std": 2.0, "output_scale": 0.5, "output_offset": -1.0}
 
 
 def tiny(**kw):
@@ -22,6 +22,43 @@ def test_round_trip_weights_only(tmp_path):
     x = torch.randn(1, 1, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(m.network(x), net(x))
+
+
+def test_round_trip_with_sart_input_and_mismatch_refusal(tmp_path):
+    from rapidtomo.nn import check_inputs
+    torch.manual_seed(0)
+    net = build_network(tiny(inputs=["approximant", "sart"])).eval()
+    with pytest.raises(ValueError, match="sart_mean"):
+        save_model(tmp_path / "m.pt", net, NORM, 8)        # no statistics for the SART input
+    norm = {**NORM, "sart_mean": 0.3, "sart_std": 1.5}
+    path = save_model(tmp_path / "m.pt", net, norm, 8)
+    raw = torch.load(path, weights_only=True)
+    assert raw["format_version"] == 3 and raw["inputs"] == ["approximant", "sart"]
+    m = load_model(path)
+    assert m.settings.inputs == ["approximant", "sart"] and m.normalisation == norm
+    c, f = torch.randn(1, 1, 3, 8, 8), torch.randn(1, 1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(m.network(c, f), net(c, f))
+    check_inputs(m, ["sart", "approximant"], "m.pt")            # any order
+    for given in (["approximant"], ["approximant", "sart", "fbp"], []):
+        with pytest.raises(UserError) as e:
+            check_inputs(m, given, "m.pt")
+        assert str(e.value).count("\n") == 0 and "m.pt: the model takes approximant + sart" in str(e.value)
+    raw["inputs"] = ["approximant"]
+    torch.save(raw, tmp_path / "lying.pt")
+    with pytest.raises(UserError, match="differ from its network"):
+        load_model(tmp_path / "lying.pt")
+
+
+def test_version_2_files_read_as_approximant_only(tmp_path):
+    net = build_network(tiny()).eval()
+    raw = torch.load(save_model(tmp_path / "m.pt", net, NORM, 8), weights_only=True)
+    raw["format_version"] = 2
+    del raw["inputs"]
+    raw["normalisation"] = {"input_mean": 0.1, "input_std": 2.0, "output_scale": 0.5, "output_offset": -1.0}
+    torch.save(raw, tmp_path / "v2.pt")
+    m = load_model(tmp_path / "v2.pt")
+    assert m.settings.inputs == ["approximant"] and m.normalisation == NORM
 
 
 def test_malformed_model_files_give_clear_errors(tmp_path):

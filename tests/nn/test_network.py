@@ -20,6 +20,44 @@ def test_output_is_twice_finer_in_y_and_x(variant, shape):
     assert torch.isfinite(y).all()
 
 
+@pytest.mark.parametrize("inputs", [["approximant", "sart"], ["sart"], ["fbp", "approximant", "sart"]])
+@pytest.mark.parametrize("zyx", [(4, 8, 8), (5, 7, 9), (3, 1, 2), (6, 12, 5)])
+def test_full_resolution_inputs_any_shape(inputs, zyx):
+    """With SART/FBP inputs on the 2x grid the output is still (Z, 2Y, 2X) for any Z, Y, X, and a
+    wrong channel count or grid is a ValueError naming the inputs."""
+    s = tiny(inputs=inputs)
+    net = build_network(s).eval()
+    z, y, x = zyx
+    coarse = torch.randn(2, len(s.coarse_inputs), z, y, x) if s.coarse_inputs else None
+    fine = torch.randn(2, len(s.fine_inputs), z, 2 * y, 2 * x)
+    with torch.no_grad():
+        out = net(coarse, fine)
+    assert out.shape == (2, 1, z, 2 * y, 2 * x) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="takes"):
+        net(torch.randn(2, 1, z, y, x), None)
+    if s.coarse_inputs:
+        with pytest.raises(ValueError, match="must be"):
+            net(coarse, torch.randn(2, len(s.fine_inputs), z, 2 * y + 2, 2 * x))
+
+
+def test_full_resolution_detail_reaches_the_output():
+    """Space-to-depth keeps every fine voxel: the output depends on each of the four fine voxels
+    under one approximant voxel, each differently (an average over them would not)."""
+    torch.manual_seed(0)
+    net = build_network(tiny(inputs=["approximant", "sart"])).eval()
+    coarse = torch.randn(1, 1, 4, 8, 8)
+    fine = torch.randn(1, 1, 4, 16, 16, requires_grad=True)
+    out = net(coarse, fine)
+    out[0, 0, 2, 7, 9].backward()
+    g = fine.grad[0, 0, 2, 6:8, 8:10]   # the 2x2 fine voxels under approximant voxel (3, 4)
+    assert (g.abs() > 0).all() and len({round(float(v), 6) for v in g.flatten()}) == 4
+    from rapidtomo.nn.unet import space_to_depth
+    t = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(1, 2, 3, 4, 6)
+    d = space_to_depth(t)
+    assert d.shape == (1, 8, 3, 2, 3) and torch.equal(d[0, 4 * 1 + 2 * 1 + 0], t[0, 1, :, 1::2, 0::2])
+    assert torch.equal(torch.sort(d.flatten())[0], torch.sort(t.flatten())[0])
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 3, 11, 13), (1, 1, 4, 16, 16), (1, 1, 1, 4, 4), (1, 1, 7, 5, 8)])
 def test_default_small_network_shapes(shape):
     """Depth 3 pools z, y, x twice: any Z, Y, X is padded to a multiple of 4 and cropped back."""

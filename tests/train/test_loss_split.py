@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from rapidtomo.errors import UserError
+from rapidtomo.io import Volume
 from rapidtomo.train import (TrainSettings, heldout_region, npcc, patch_starts, poly_lr, prepare_pairs,
                              resample_z, validation_index)
 
@@ -53,25 +54,57 @@ def test_split_keeps_training_patches_out_of_the_heldout_part(make_pair):
     assert (data.corners[:, 1] + 8 <= sa.start).all()
     assert (data.corners[:, 0] + 8 <= a.shape[1]).all()
     # target patches are the same region on the 2x grid
-    x, y = data.batch([0, len(data.corners) - 1])
-    assert x.shape == (2, 1, 6, 8, 8) and y.shape == (2, 1, 6, 16, 16)
+    (x, f), y = data.batch([0, len(data.corners) - 1])
+    assert x.shape == (2, 1, 6, 8, 8) and f.shape == (2, 0, 6, 16, 16) and y.shape == (2, 1, 6, 16, 16)
     # normalisation: whole approximant, training part of the target
-    assert float(data.approx.mean()) == pytest.approx(0, abs=1e-5)
+    assert float(data.coarse.mean()) == pytest.approx(0, abs=1e-5)
     assert float(data.target[..., : 2 * sa.start].mean()) == pytest.approx(0, abs=1e-5)
 
 
 def test_flips_apply_to_both_volumes_alike(make_pair):
     a, g = make_pair()
     data, _ = prepare_pairs(a, g, 8, 0.5, 0.6)
-    x0, y0 = data.batch([1])
-    x1, y1 = data.batch([1], torch.tensor([[True, True]]))
+    (x0, _), y0 = data.batch([1])
+    (x1, _), y1 = data.batch([1], torch.tensor([[True, True]]))
     assert torch.equal(x1, torch.flip(x0, (3, 4))) and torch.equal(y1, torch.flip(y0, (3, 4)))
+
+
+@pytest.mark.parametrize("zs, inputs", [(6, ["approximant", "sart"]), (3, ["sart"]), (6, ["sart", "approximant"])])
+def test_a_patchs_sart_is_the_volume_region_under_its_target(make_pair, zs, inputs):
+    """The SART patch is the (normalised, z-resampled) SART volume under the target patch, for
+    training and validation patches, flipped like the target; the split does not change."""
+    a, g = make_pair(xa=40)
+    rng = np.random.default_rng(1)
+    sart = Volume((g.data[:: 6 // zs] + 0.3 * rng.standard_normal((zs, *g.shape[1:]))).astype(np.float32),
+                  g.voxel_size_m)
+    data, notes = prepare_pairs(a, g, 8, 0.5, 0.6, 0.2, inputs=inputs, baselines={"sart": sart},
+                                baseline_names={"sart": "sart.h5"})
+    alone, _ = prepare_pairs(a, g, 8, 0.5, 0.6, 0.2)
+    assert np.array_equal(data.corners, alone.corners) and np.array_equal(data.val_corners, alone.val_corners)
+    assert data.coarse.shape[0] == ("approximant" in inputs) and data.fine.shape == (1, 6, 32, 80)
+    assert (zs != 6) == any("sart.h5: resampled along z" in n for n in notes)
+    s = resample_z(sart.data, 6)
+    s = (s - data.norm["sart_mean"]) / data.norm["sart_std"]
+    assert data.norm["sart_mean"] == pytest.approx(float(resample_z(sart.data, 6).double().mean()), rel=1e-5)
+    for val, corners in ((False, data.corners), (True, data.val_corners)):
+        k = len(corners) - 1
+        (c, f), y = data.batch([k], val=val)
+        cy, cx = corners[k]
+        region = (slice(None), slice(2 * cy, 2 * cy + 16), slice(2 * cx, 2 * cx + 16))
+        assert torch.equal(f[0, 0], s[region]) and torch.equal(y[0, 0], data.target[region])
+    (_, f0), y0 = data.batch([1])
+    (_, f1), y1 = data.batch([1], torch.tensor([[True, False]]))
+    assert torch.equal(f1, torch.flip(f0, (3,))) and torch.equal(y1, torch.flip(y0, (3,)))
+    with pytest.raises(UserError, match="need the sart volume"):
+        prepare_pairs(a, g, 8, 0.5, 0.6, inputs=inputs)
+    with pytest.raises(UserError, match="sart.h5: shape"):
+        prepare_pairs(a, g, 8, 0.5, 0.6, inputs=inputs, baselines={"sart": a}, baseline_names={"sart": "sart.h5"})
 
 
 def test_z_resampling_and_shape_errors(make_pair):
     a, g = make_pair(za=5, zg=10)
     data, notes = prepare_pairs(a, g, 8, 0.5, 0.6)
-    assert data.approx.shape[0] == 10 and any("resampled along z" in n for n in notes)
+    assert data.coarse.shape[1] == 10 and any("resampled along z" in n for n in notes)
     lin = torch.arange(4.0)[:, None, None].expand(4, 2, 2)
     up = resample_z(lin, 8)[:, 0, 0]
     assert torch.all(up[1:] >= up[:-1]) and float(up.mean()) == pytest.approx(1.5)
@@ -96,7 +129,7 @@ def test_no_validation_voxel_is_in_a_training_patch(make_pair, xa, patch, val_fr
     assert val_mask[:, data.x_val:data.x_split].all()              # the band is covered
     assert data.x_split - data.x_val >= max(patch, round(val_fraction * data.x_split))
     # the target patches of each set are the same regions on the 2x grid: disjoint too
-    x_t, y_t = data.batch(np.arange(len(data.val_corners)), val=True)
+    _, y_t = data.batch(np.arange(len(data.val_corners)), val=True)
     cy, cx = data.val_corners[0]
     assert torch.equal(y_t[0, 0], data.target[:, 2 * cy:2 * cy + 2 * patch, 2 * cx:2 * cx + 2 * patch])
     # the target normalisation saw the training band only

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rapidtomo.cli import main
-from rapidtomo.io import read_volume, write_volume
+from rapidtomo.io import Volume, read_volume, write_volume
 from rapidtomo.nn import NetworkSettings, build_network, load_model
 from rapidtomo.train import TrainSettings, checkpoint_path, log_paths, npcc, prepare_pairs, train
 
@@ -128,6 +128,40 @@ def test_cli_train_then_predict(tmp_path, make_pair, tiny):
     assert main(["predict", str(tmp_path / "bad.pt"), str(tmp_path / "a.h5"), "-o", str(tmp_path / "p.h5")]) == 2
 
 
+def test_cli_train_then_predict_with_sart(tmp_path, make_pair, tiny, capsys):
+    a, g = make_pair(xa=40)
+    rng = np.random.default_rng(3)
+    sart = Volume((g.data + 0.3 * rng.standard_normal(g.shape)).astype(np.float32), g.voxel_size_m)
+    for name, v in (("a", a), ("g", g), ("s", sart)):
+        write_volume(tmp_path / f"{name}.h5", v)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[train]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in tiny.items()))
+    a_, g_, s_ = (str(tmp_path / f"{n}.h5") for n in "ags")
+    base = ["train", "--approximant", a_, "--target", g_, "--epochs", "2", "--config", str(cfg)]
+    assert main(base + ["--sart", s_, "--inputs", "approximant", "sart", "-o", str(tmp_path / "m.pt")]) == 0
+    info = json.loads((tmp_path / "m.json").read_text())
+    assert info["settings"]["inputs"] == ["approximant", "sart"] and s_ in info["sources"]
+    assert set(info["normalisation"]) >= {"approximant_mean", "sart_mean", "sart_std", "output_scale"}
+    assert main(["predict", str(tmp_path / "m.pt"), a_, "--sart", s_, "-o", str(tmp_path / "p.h5")]) == 0
+    p = read_volume(tmp_path / "p.h5")
+    assert p.shape == g.shape and json.loads(p.attrs["model_inputs"]) == ["approximant", "sart"]
+    assert main(base + ["--sart", s_, "--inputs", "sart", "-o", str(tmp_path / "s.pt")]) == 0
+    assert main(["predict", str(tmp_path / "s.pt"), "--sart", s_, "-o", str(tmp_path / "q.h5")]) == 0
+    assert read_volume(tmp_path / "q.h5").shape == g.shape
+    capsys.readouterr()
+    # mismatches: one line, exit 2, nothing written
+    for args, words in (
+            (["predict", str(tmp_path / "m.pt"), a_, "-o", str(tmp_path / "x.h5")], "takes approximant + sart"),
+            (["predict", str(tmp_path / "s.pt"), a_, "--sart", s_, "-o", str(tmp_path / "x.h5")], "takes sart"),
+            (base + ["--inputs", "approximant", "sart", "-o", str(tmp_path / "x.pt")], "--sart FILE"),
+            (base + ["--sart", s_, "-o", str(tmp_path / "x.pt")], "do not include sart"),
+            (base + ["--sart", a_, "--inputs", "sart", "-o", str(tmp_path / "x.pt")], "must be (z, 32, 80)")):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "x.pt").exists()
+
+
 def test_early_stopping_keeps_the_best_validation_epoch(tmp_path, make_pair, tiny):
     a, g = make_pair(xa=40)
     s = TrainSettings(epochs=30, patience=2, lr_start=1e-2, lr_end=1e-2, val_fraction=0.2, **tiny)
@@ -140,6 +174,7 @@ def test_early_stopping_keeps_the_best_validation_epoch(tmp_path, make_pair, tin
     data, _ = prepare_pairs(a, g, s.patch_size(), s.overlap, s.train_fraction, s.val_fraction)
     with torch.no_grad():
         x, y = data.batch(np.arange(len(data.val_corners)), val=True)
+        x = x[0]  # the approximant alone (no full-resolution inputs)
         m = load_model(tmp_path / "m.pt")
         assert float(npcc(r["network"](x), y)) == pytest.approx(min(vals), abs=1e-5)
         assert float(npcc(m.network(x), y)) == pytest.approx(min(vals), abs=1e-5)

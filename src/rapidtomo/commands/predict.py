@@ -1,4 +1,5 @@
-"""``rapidtomo predict``: apply a trained model to an approximant (tiled, blended, 2x in y and x)."""
+"""``rapidtomo predict``: apply a trained model to its inputs, an approximant and/or the reduced-angle
+SART/FBP (tiled, blended, 2x in y and x of the approximant)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ from pathlib import Path
 from ..config import build_settings
 from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
 
-HELP = "predict the golden-standard-quality volume from an approximant with a trained model"
+HELP = "predict the golden-standard-quality volume from an approximant (and/or the reduced-angle SART/FBP) " \
+       "with a trained model"
 
 
 def _settings_class():
@@ -17,7 +19,11 @@ def _settings_class():
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="model file from `rapidtomo train`")
-    p.add_argument("approximant", type=Path, help="approximant volume (.h5 or .zarr), (Z, Y, X)")
+    p.add_argument("approximant", type=Path, nargs="?", help="approximant volume (.h5 or .zarr), (Z, Y, X); "
+                   "omit it for a model that does not take it (inputs sart or fbp alone)")
+    for name in ("sart", "fbp"):
+        p.add_argument(f"--{name}", type=Path, help=f"reduced-angle {name.upper()} volume (.h5 or .zarr), (Z'', 2Y, "
+                       f"2X), for a model trained with it as an input")
     p.add_argument("-o", "--out", type=Path, required=True, help="output volume (.h5 or .zarr), (Z', 2Y, 2X); "
                    "settings and timings go to OUT with suffix .json")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [predict])")
@@ -29,7 +35,8 @@ def run(args) -> int:
     from ..stages import run_predict
     cls = _settings_class()
     settings = build_settings(cls, "predict", args.config, settings_overrides(args, cls.model_fields))
-    r = run_predict(args.model, args.approximant, args.out, settings, dry_run=args.dry_run)
+    baselines = {n: getattr(args, n) for n in ("sart", "fbp") if getattr(args, n) is not None}
+    r = run_predict(args.model, args.approximant, args.out, settings, dry_run=args.dry_run, baselines=baselines)
     if args.dry_run:
         return 0
     print(f"wrote {args.out} {tuple(r['output_shape'])} in {r['timings']['predict']:.1f} s "

@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from ..pretrain import geometry_from_scan, geometry_from_simulate, read_reduced_scan, run_pretrain
+    from ..pretrain import (check_pretrainable, geometry_from_scan, geometry_from_simulate, read_reduced_scan,
+                            run_pretrain)
     from ..recon import ApproximantSettings
     from ..simulate import SimulateSettings
     from ..train import TrainSettings
@@ -48,6 +49,7 @@ def run(args) -> int:
                               base.get("pretrain"))
     approx = build_settings(ApproximantSettings, "approximant", args.config, None, base.get("approximant"))
     train = build_settings(TrainSettings, "train", args.config, None, base.get("train"))
+    check_pretrainable(train, f"{args.config or args.preset or 'defaults'}: [train]")
     seeds = set(args.exclude_seed or [])
     exclude = {"seeds": sorted(seeds)}
     if args.scan:

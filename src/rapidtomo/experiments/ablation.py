@@ -13,6 +13,7 @@ import numpy as np
 from .. import rundir
 from ..io import read_volume
 from ..io.atomic import atomic_path
+from ..nn.unet import COARSE_INPUTS
 from .sweeps import METRICS, _run_settings
 
 VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
@@ -57,6 +58,7 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
                     f"so parameter counts are not matched (and z_rates make D–G alike)")
     appx = read_volume(run_dir / rundir.APPROXIMANT)
     golden = read_volume(run_dir / rundir.GOLDEN)
+    fine = {i: read_volume(run_dir / rundir.baseline(i)) for i in run_train.inputs if i not in COARSE_INPUTS}
     references = {"golden": golden}
     if (run_dir / rundir.PHANTOM).exists():
         references = {"truth": read_volume(run_dir / rundir.PHANTOM), **references}
@@ -72,10 +74,11 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
             settings = settings_from(TrainSettings, "train", {**run_train.model_dump(), **overrides})
             model = run_dir / "ablation" / (f"model_{v}.pt" if len(seeds) == 1 else f"model_{v}_s{seed}.pt")
             t0 = time.perf_counter()
-            result = train(appx, golden, settings, model)
+            result = train(appx, golden, settings, model, baselines=fine)
             seconds = time.perf_counter() - t0
             parameters = sum(p.numel() for p in result["network"].parameters())
-            pred = {"rapid": predict(model, appx, cfg["predict"])}
+            pred = {"rapid": predict(model, appx if "approximant" in settings.inputs else None, cfg["predict"],
+                                     baselines=fine)}
             m = {ref: evaluate(vol, pred, region)["rapid"] for ref, vol in references.items()}
             run = {"seed": seed, **{k: float(m[primary][k]) for k in METRICS}, "train_seconds": seconds}
             if primary != "golden":

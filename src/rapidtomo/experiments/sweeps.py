@@ -4,7 +4,9 @@ For each value, a new reduced scan of the run's sample is simulated (same phanto
 and noise level), its approximant computed with the probe the run's approximant used (the golden
 stage's retrieved ``golden_probe.h5``; without one, the scan's own guess, as the pipeline does)
 and passed through the run's trained network (or a
-network retrained for that value with ``retrain=True``); FBP and SART baselines optionally. Each
+network retrained for that value with ``retrain=True``) with the reduced-angle baselines the
+network takes as inputs (``[train] inputs``; their time counts in RAPID's); FBP and SART
+baselines optionally. Each
 result is evaluated against the run's golden standard on the held-out part.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .. import rundir
 from ..errors import UserError
 from ..io import read_volume
 from ..io.atomic import atomic_path
+from ..nn.unet import COARSE_INPUTS
 from ..progress import progress
 
 METRICS = ("pcc", "ms_ssim", "ber", "dice")
@@ -70,18 +73,23 @@ def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool =
         t_appx = time.perf_counter() - t0
         region_x, _ = heldout_region(appx.shape, tsettings)
         region = (region_x.start / appx.shape[-1], 1.0)
+        vols, seconds = {"approximant": appx}, {"approximant": t_appx}
+        fine = [i for i in tsettings.inputs if i not in COARSE_INPUTS]  # baselines the network takes
+        for m in dict.fromkeys([*(("fbp", "sart") if baselines else ()), *fine]):
+            t0 = time.perf_counter()
+            vols[m] = two_step(scan, settings["baseline"].model_copy(update={"method": m}))
+            seconds[m] = time.perf_counter() - t0
+        inputs = {m: vols[m] for m in fine}
         model = run_dir / rundir.MODEL
         if retrain:
             model = run_dir / "sweeps" / f"model_{kind}_{value:g}.pt"
-            train(appx, golden, tsettings, model)
+            train(appx, golden, tsettings, model, baselines=inputs)
         t0 = time.perf_counter()
-        vols = {"rapid": predict(model, appx, settings["predict"]), "approximant": appx}
-        seconds = {"rapid": t_appx + time.perf_counter() - t0, "approximant": t_appx}
-        if baselines:
-            for m in ("fbp", "sart"):
-                t0 = time.perf_counter()
-                vols[m] = two_step(scan, settings["baseline"].model_copy(update={"method": m}))
-                seconds[m] = time.perf_counter() - t0
+        vols["rapid"] = predict(model, appx if "approximant" in tsettings.inputs else None, settings["predict"],
+                                baselines=inputs)
+        seconds["rapid"] = (t_appx if "approximant" in tsettings.inputs else 0.0) + time.perf_counter() - t0 \
+            + sum(seconds[m] for m in fine)
+        vols = {m: v for m, v in vols.items() if m in ("rapid", "approximant") or baselines}
         for name, m in evaluate(golden, vols, region).items():
             records.append({"value": value, "method": name, **{k: float(m[k]) for k in METRICS},
                             "seconds": seconds[name]})

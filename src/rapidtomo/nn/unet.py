@@ -2,7 +2,11 @@
 
 The network maps an approximant patch ``(B, 1, Z, Y, X)`` to ``(B, 1, Z, 2Y, 2X)``: the golden
 standard is 2x finer in y and x, and has the approximant's z (resample the approximant along z
-first when they differ). Pooling and upsampling are ``2×2×2`` in z, y and x, as in the 3D U-Net
+first when they differ). It may also take full-resolution inputs on the target's grid
+(``NetworkSettings.inputs``: the reduced-angle SART or FBP baseline, ``(B, F, Z, 2Y, 2X)``), which
+lose no lateral detail: a 2×2 pixel-unshuffle (space-to-depth) turns each into 4 channels on the
+approximant's grid for the encoder, and they are concatenated again at full resolution before the
+head's last 3×3×3 conv (docs/network.md, "Inputs"). Pooling and upsampling are ``2×2×2`` in z, y and x, as in the 3D U-Net
 of Çiçek et al. that the paper builds on. Shape rule: Z, Y and X of any size ≥ 1 work; each is
 padded internally, by edge replication at its end, to the next multiple of ``2**(depth-1)``, and
 the output is cropped back, so the output shape never depends on that divisibility (the paper's
@@ -26,6 +30,8 @@ from ..config import Settings
 from .blocks import AtrousModule, ConvNormAct, IsotropicASPP, Norm, PlaneASPP
 
 Variant = Literal["A", "B", "C", "D", "E", "F", "G"]
+Input = Literal["approximant", "sart", "fbp"]
+COARSE_INPUTS = ("approximant",)  # on the approximant's grid (Y, X); the others are on the target's (2Y, 2X)
 Preset = Literal["small", "paper"]
 POOL = (2, 2, 2)  # pooling and upsampling between levels, (z, y, x)
 
@@ -51,6 +57,9 @@ class NetworkSettings(Settings):
                                "(D–G); network_preset scales the paper's (24, 30) for Z = 280 to the volume's Z")
     norm: Norm = Field("batch", description="normalisation after each conv; batch keeps tiled inference "
                        "seamless (no per-window statistics in eval mode)")
+    inputs: list[Input] = Field(["approximant"], description="input volumes, in channel order: approximant (the "
+                                "paper's, 2x coarser in y, x) and/or the reduced-angle baselines sart, fbp (on "
+                                "the target's grid)")
 
     @field_validator("widths", "rates", "z_rates")
     @classmethod
@@ -59,9 +68,26 @@ class NetworkSettings(Settings):
             raise ValueError("must be a non-empty list of positive integers")
         return v
 
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must name at least one input, each once")
+        return v
+
     @property
     def depth(self) -> int:
         return len(self.widths)
+
+    @property
+    def coarse_inputs(self) -> list[str]:
+        """Inputs on the approximant's grid ``(Z, Y, X)``, in channel order."""
+        return [i for i in self.inputs if i in COARSE_INPUTS]
+
+    @property
+    def fine_inputs(self) -> list[str]:
+        """Inputs on the target's grid ``(Z, 2Y, 2X)``, in channel order."""
+        return [i for i in self.inputs if i not in COARSE_INPUTS]
 
 
 def scale_rates(rates, patch: int) -> list[int]:
@@ -94,11 +120,14 @@ class RapidUNet3D(nn.Module):
     Encoder level ``l`` (width ``w_l``): first block (atrous module per the variant; a 3×3×3 conv
     for variant A) → 3×3×3 conv; max pooling ``(2, 2, 2)`` between levels. Decoder level ``l``:
     transposed conv ``(2, 2, 2)`` → concatenation with the skip → two 3×3×3 convs. Head:
-    transposed conv ``(1, 2, 2)`` (the 2x finer target grid in y, x) → 3×3×3 conv → 1×1×1 conv
-    to one channel.
+    transposed conv ``(1, 2, 2)`` (the 2x finer target grid in y, x) → concatenation with the
+    full-resolution inputs → 3×3×3 conv → 1×1×1 conv to one channel. The encoder's input is the
+    coarse inputs' channels and 4 per full-resolution input (its 2×2 pixel-unshuffle).
 
-    ``forward``: ``(B, 1, Z, Y, X) → (B, 1, Z, 2Y, 2X)`` for any Z, Y, X ≥ 1; each of Z, Y, X is
-    padded (edge replication) to a multiple of ``2**(depth-1)`` and the output cropped back.
+    ``forward(coarse, fine)``: ``coarse (B, Cc, Z, Y, X)`` (``Cc`` coarse inputs; None when there
+    are none) and ``fine (B, Cf, Z, 2Y, 2X)`` (None when there are none) → ``(B, 1, Z, 2Y, 2X)``,
+    for any Z, Y, X ≥ 1; each of Z, Y, X is padded (edge replication) to a multiple of
+    ``2**(depth-1)`` and the output cropped back.
     """
 
     def __init__(self, settings: NetworkSettings) -> None:
@@ -107,7 +136,8 @@ class RapidUNet3D(nn.Module):
         s, w = settings, settings.widths
         kind = _module_kind(s.variant)
         self.encoder = nn.ModuleList()
-        c_in = 1
+        n_fine = len(s.fine_inputs)
+        c_in = len(s.coarse_inputs) + 4 * n_fine
         for c in w:
             first = (ConvNormAct(c_in, c, norm=s.norm) if kind is None else
                      AtrousModule(c_in, c, kind, s.rates, s.z_rates, s.norm))
@@ -119,16 +149,35 @@ class RapidUNet3D(nn.Module):
                                                    ConvNormAct(w[l], w[l], norm=s.norm))
                                      for l in range(len(w) - 1))
         self.head = nn.Sequential(nn.ConvTranspose3d(w[0], w[0], (1, 2, 2), stride=(1, 2, 2)),
-                                  ConvNormAct(w[0], w[0], norm=s.norm), nn.Conv3d(w[0], 1, 1))
+                                  ConvNormAct(w[0] + n_fine, w[0], norm=s.norm), nn.Conv3d(w[0], 1, 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 5 or x.shape[1] != 1:
-            raise ValueError(f"expected input (B, 1, Z, Y, X), got {tuple(x.shape)}")
-        nz, ny, nx = x.shape[-3:]
+    def _check_inputs(self, coarse: torch.Tensor | None, fine: torch.Tensor | None) -> tuple[int, int, int]:
+        """(Z, Y, X) of the approximant grid; ValueError unless the inputs are the declared ones."""
+        cc, cf = len(self.settings.coarse_inputs), len(self.settings.fine_inputs)
+        for t, c, name, form in ((coarse, cc, "coarse", "(B, {c}, Z, Y, X)"), (fine, cf, "fine", "(B, {c}, Z, 2Y, 2X)")):
+            if c and (t is None or t.ndim != 5 or t.shape[1] != c) or not c and t is not None and t.shape[1]:
+                raise ValueError(f"the network takes {self.settings.inputs}: expected {name} input "
+                                 f"{form.format(c=c) if c else 'None'}, got {None if t is None else tuple(t.shape)}")
+        if fine is not None and cf:
+            z, y2, x2 = fine.shape[-3:]
+            if y2 % 2 or x2 % 2 or (coarse is not None and cc and tuple(coarse.shape[-3:]) != (z, y2 // 2, x2 // 2)):
+                raise ValueError(f"fine input {tuple(fine.shape)} must be (B, {cf}, Z, 2Y, 2X) for the coarse "
+                                 f"input {None if coarse is None else tuple(coarse.shape)}")
+            return z, y2 // 2, x2 // 2
+        return tuple(coarse.shape[-3:])
+
+    def forward(self, coarse: torch.Tensor | None, fine: torch.Tensor | None = None) -> torch.Tensor:
+        nz, ny, nx = self._check_inputs(coarse, fine)
         m = self.multiple
         pz, py, px = -nz % m, -ny % m, -nx % m
-        if pz or py or px:
-            x = F.pad(x, (0, px, 0, py, 0, pz), mode="replicate")
+        parts = []
+        if self.settings.coarse_inputs:
+            parts.append(F.pad(coarse, (0, px, 0, py, 0, pz), mode="replicate") if pz or py or px else coarse)
+        if self.settings.fine_inputs:
+            if pz or py or px:
+                fine = F.pad(fine, (0, 2 * px, 0, 2 * py, 0, pz), mode="replicate")
+            parts.append(space_to_depth(fine))
+        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         skips = []
         for l, level in enumerate(self.encoder):
             if l:
@@ -137,12 +186,23 @@ class RapidUNet3D(nn.Module):
             skips.append(x)
         for l in reversed(range(len(self.decoder))):
             x = self.decoder[l](torch.cat([self.up[l](x), skips[l]], dim=1))
-        return self.head(x)[..., :nz, : 2 * ny, : 2 * nx]
+        x = self.head[0](x)
+        if self.settings.fine_inputs:
+            x = torch.cat([x, fine], dim=1)
+        return self.head[2](self.head[1](x))[..., :nz, : 2 * ny, : 2 * nx]
 
     @property
     def multiple(self) -> int:
         """Z, Y and X are padded to a multiple of this, ``2**(depth-1)``, inside :meth:`forward`."""
         return 2 ** (self.settings.depth - 1)
+
+
+def space_to_depth(fine: torch.Tensor) -> torch.Tensor:
+    """2×2 pixel-unshuffle in y, x: ``(B, C, Z, 2Y, 2X) → (B, 4C, Z, Y, X)``; channel ``4c + 2i + j``
+    holds ``fine[:, c, :, i::2, j::2]``. Lossless: every full-resolution voxel is kept."""
+    b, c, z, y2, x2 = fine.shape
+    t = fine.reshape(b, c, z, y2 // 2, 2, x2 // 2, 2).permute(0, 1, 4, 6, 2, 3, 5)
+    return t.reshape(b, 4 * c, z, y2 // 2, x2 // 2)
 
 
 def build_network(settings: NetworkSettings) -> RapidUNet3D:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..config import Settings
 from ..device import pick_device
@@ -30,7 +30,7 @@ from ..io import Volume
 from ..io.atomic import atomic_path
 from ..nn import NetworkSettings, build_network, network_preset, preset_patch, save_model
 from ..nn.blocks import Norm
-from ..nn.unet import Preset, Variant
+from ..nn.unet import Input, Preset, Variant
 from ..progress import progress
 from ..runinfo import Timer
 from ..validity import check_geometry, geometry_from_attrs
@@ -54,6 +54,9 @@ class TrainSettings(Settings):
     preset: Preset = Field("small", description="network/patch preset: small (16×16 patches, depth 3, "
                            "widths 8·2^l, CPU-sized) or paper (64×64, depth 4, widths 32·2^l)")
     variant: Variant = Field("E", description="architecture of the ablation family A–G (E = RAPID)")
+    inputs: list[Input] = Field(["approximant"], description="the network's inputs: approximant (the paper's), "
+                                "sart and/or fbp (the reduced-angle baselines at the target's resolution; "
+                                "docs/network.md, \"Inputs\")")
     widths: list[int] | None = Field(None, description="override: channels per encoder level (depth = length)")
     rates: list[int] | None = Field(None, description="override: in-plane atrous rates (default: preset's, "
                                     "paper's (6, 12, 18) scaled by patch/64)")
@@ -87,12 +90,19 @@ class TrainSettings(Settings):
     init: str | None = Field(None, description="start from this pre-trained model file (rapidtomo pretrain) "
                              "instead of random weights; its network and geometry must fit")
 
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("must name at least one input, each once")
+        return v
+
     def network_settings(self, nz: int | None = None) -> NetworkSettings:
         """The preset's settings for ``variant``, with in-plane rates for :meth:`patch_size` and z
         rates for ``nz`` slices (default: the preset's nominal Z), then the overrides applied."""
         base = network_preset(self.preset, self.variant, nz=nz, patch=self.patch_size(), norm=self.norm or "batch")
         over = {k: getattr(self, k) for k in ("widths", "rates", "z_rates") if getattr(self, k) is not None}
-        return base.model_copy(update=over) if over else base
+        return NetworkSettings(**{**base.model_dump(), **over, "inputs": self.inputs})
 
     def patch_size(self) -> int:
         return self.patch or preset_patch(self.preset)
@@ -164,7 +174,8 @@ def _load_checkpoint(path: Path, settings: TrainSettings, norm: dict) -> dict:
     if changed:
         raise UserError(f"{path}: checkpoint was made with different settings ({', '.join(changed)}); "
                         f"resume with the same settings or train afresh")
-    if any(abs(json.loads(ck["norm"])[k] - norm[k]) > 1e-6 * max(1.0, abs(norm[k])) for k in norm):
+    old_norm = json.loads(ck["norm"])
+    if any(k not in old_norm or abs(old_norm[k] - norm[k]) > 1e-6 * max(1.0, abs(norm[k])) for k in norm):
         raise UserError(f"{path}: checkpoint was made from different volumes (normalisation differs)")
     return ck
 
@@ -201,10 +212,10 @@ def _evaluate(net, data: PatchPairs, idx: np.ndarray, batch: int, device, autoca
     losses, pairs = [], []
     with torch.no_grad():
         for s in range(0, len(idx), batch):
-            x, y = data.batch(idx[s:s + batch], val=val)
+            (c, f), y = data.batch(idx[s:s + batch], val=val)
             with autocast():
-                out = net(x.to(device)).float().cpu()
-            losses.append(float(npcc(out, y)) * len(x))
+                out = net(c.to(device), f.to(device)).float().cpu()
+            losses.append(float(npcc(out, y)) * len(y))
             pairs.append((out, y))
     net.train()
     return (sum(losses) / len(idx) if len(idx) else float("nan")), pairs
@@ -315,14 +326,14 @@ def _train_epoch(run: _Run, data: PatchPairs, settings: TrainSettings, state: _S
     total, count = 0.0, 0
     for s in range(0, len(mine), settings.batch_size):
         sel = mine[s:s + settings.batch_size]
-        x, y = data.batch(perm[sel], flips[sel] if settings.flips else None)
-        x, y = x.to(run.device, non_blocking=True), y.to(run.device, non_blocking=True)
+        (c, f), y = data.batch(perm[sel], flips[sel] if settings.flips else None)
+        c, f, y = (t.to(run.device, non_blocking=True) for t in (c, f, y))
         if run.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
+            c, f = (t.contiguous(memory_format=torch.channels_last_3d) for t in (c, f))
         for group in run.opt.param_groups:
             group["lr"] = settings.lr(state.step, total_steps)
         with run.autocast():
-            out = run.model(x)
+            out = run.model(c, f)
         loss = npcc(out.float(), y)
         run.opt.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
@@ -360,14 +371,15 @@ def _calibrate(run: _Run, data: PatchPairs, settings: TrainSettings) -> dict[str
     var = float(((o - o.mean()) ** 2).mean())
     a = float(((o - o.mean()) * (t - t.mean())).mean()) / var if var > 0 else 0.0
     b = float(t.mean()) - a * float(o.mean())
-    return {"input_mean": data.norm["input_mean"], "input_std": data.norm["input_std"],
+    return {**{k: v for k, v in data.norm.items() if not k.startswith("target_")},
             "output_scale": a * data.norm["target_std"],
             "output_offset": b * data.norm["target_std"] + data.norm["target_mean"]}
 
 
 def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path: str | Path,
           resume: bool = False, callback: Callable[[dict], None] | None = None,
-          names: tuple[str, str] = ("approximant", "target"), pairs: tuple[PatchPairs, list[str]] | None = None
+          names: tuple[str, str] = ("approximant", "target"), pairs: tuple[PatchPairs, list[str]] | None = None,
+          baselines: dict[str, Volume] | None = None, baseline_names: dict[str, str] | None = None
           ) -> dict[str, Any]:
     """Train the network on an approximant → golden-standard pair and write the model file.
 
@@ -384,7 +396,8 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
     Parameters
     ----------
     approximant : Volume
-        ``(Za, Y, X)``, resampled along z to ``Zg`` when ``Za ≠ Zg``.
+        ``(Za, Y, X)``, resampled along z to ``Zg`` when ``Za ≠ Zg``; gives the grid, the split
+        and the geometry record even when ``settings.inputs`` leave it out.
     target : Volume
         The golden standard ``(Zg, 2Y, 2X)``.
     settings : TrainSettings
@@ -401,6 +414,9 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
     pairs : (PatchPairs, notes), optional
         Patches prepared elsewhere (a pre-training corpus, :mod:`rapidtomo.pretrain`) instead
         of those of ``approximant`` → ``target``, which then only give the geometry record.
+    baselines : dict of str to Volume, optional
+        The full-resolution inputs that ``settings.inputs`` name (``sart``, ``fbp``):
+        ``(Zb, 2Y, 2X)``, resampled along z to ``Zg``; ``baseline_names`` name them in messages.
 
     Returns
     -------
@@ -413,8 +429,8 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
     Raises
     ------
     UserError
-        The volumes do not pair (shapes), are constant, or their training part is smaller than a
-        patch plus the validation band; the checkpoint is unreadable or was made with other
+        The volumes do not pair (shapes), an input is missing, a volume is constant, or the
+        training part is smaller than a patch plus the validation band; the checkpoint is unreadable or was made with other
         settings or volumes.
     """
     out_path = Path(out_path)
@@ -423,8 +439,9 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
     try:
         with timer("prepare"):
             data, notes = pairs or prepare_pairs(approximant, target, settings.patch_size(), settings.overlap,
-                                                 settings.train_fraction, settings.val_fraction, names)
-            run = _build(settings, int(data.approx.shape[0]), distributed, rank, world, device)
+                                                 settings.train_fraction, settings.val_fraction, names,
+                                                 settings.inputs, baselines, baseline_names)
+            run = _build(settings, int(data.target.shape[0]), distributed, rank, world, device)
             geometry = geometry_from_attrs(approximant.attrs)
             if settings.init and not (resume and checkpoint_path(out_path).is_file()):
                 notes.append(load_init(run.net, settings.init, geometry, names[0]))
@@ -469,7 +486,8 @@ def train(approximant: Volume, target: Volume, settings: TrainSettings, out_path
         run.net.eval()
         if rank == 0:
             with timer("save"):
-                summary = {"settings": settings.to_dict(), "sources": list(names), "n_train": len(data.corners),
+                sources = [*names, *(baseline_names or {}).values()]
+                summary = {"settings": settings.to_dict(), "sources": sources, "n_train": len(data.corners),
                            "n_val": len(data.val_corners), "x_val": data.x_val, "x_split": data.x_split,
                            "target_z": int(data.target.shape[0]), "epochs": len(state.history),
                            "geometry": geometry, "init": settings.init,
