@@ -145,8 +145,9 @@ def test_thick_preset_is_in_the_papers_regime():
     dof = 2 * (2 * sim.voxel_size_m) ** 2 / wavelength_m(sim.energy_kev)
     assert Z * sim.voxel_size_m == pytest.approx(3.92e-6, rel=0.01) and sim.theta_max_deg == 140.8
     assert 0.95 < path / dof < 1.1 and sim.n_modes == 12
-    assert sim.scan_steps_px[0] * sim.voxel_size_m == pytest.approx(500e-9, rel=0.05)
-    assert sim.scan_steps_px[1] * sim.voxel_size_m == pytest.approx(100e-9, rel=0.05)
+    assert sim.scan_steps_px[1] * sim.voxel_size_m == pytest.approx(100e-9, rel=0.05)  # the paper's x step
+    # its 500 nm y step does not fit the 0.18 µm spot: rows of windows must overlap
+    assert sim.scan_steps_px[0] < sim.spot_fraction * sim.detector_size
     for cmd in (["pipeline", "run"], ["demo"]):
         assert config_path(build_parser().parse_args(cmd + ["--preset", "thick"])) == preset_path("thick")
     assert config_path(build_parser().parse_args(["demo"])) == preset_path("demo")

@@ -109,3 +109,35 @@ def test_a_detector_distance_at_odds_with_the_voxel_is_one_line(tmp_path, capsys
     err = capsys.readouterr().err
     assert "[simulate]: detector_distance_m = 1.92 m gives an object pixel" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+
+
+def test_position_errors_move_the_probe_and_the_file_keeps_the_nominal_positions():
+    from rapidtomo.physics.geometry import beam_grid, wavelength_m
+    from rapidtomo.physics.operator import scan_intensities
+    kw = dict(model="fast", photons=0, n_reduced=1, detector_size=16, scan_step_px=4)
+    exact = simulate(tiny(**kw), blocks())[1]
+    moved = simulate(tiny(position_error_px=0.5, **kw), blocks())[1]
+    np.testing.assert_array_equal(moved.positions_m, exact.positions_m)  # nominal, as a stage reads them
+    assert exact.true_positions_m is None
+    err = (moved.true_positions_m - moved.positions_m) / 28e-9
+    assert 0.4 < np.sqrt(np.mean(err**2)) < 0.6 and np.abs(err - np.rint(err)).max() > 0.1  # sub-pixel
+    # the patterns are those of the operator at the true positions, not at the nominal ones
+    v = blocks()
+    grid = beam_grid(v.shape, v.voxel_size_m, (16, 16), 5).covering(moved.true_positions_m, (16, 16))
+    at = lambda p: scan_intensities(v.data, np.deg2rad(moved.angles_deg), grid, moved.true_probe,  # noqa: E731
+                                    grid.top_left(p, (16, 16)), wavelength_m(8.8))
+    true, nominal = at(moved.true_positions_m), at(moved.positions_m)
+    assert np.linalg.norm(moved.intensities - true) < 1e-4 * np.linalg.norm(true)
+    assert np.linalg.norm(moved.intensities - nominal) > 1e-2 * np.linalg.norm(true)
+
+
+def test_position_error_statistics():
+    from rapidtomo.physics.scanning import position_errors
+    rng = np.random.default_rng(3)
+    assert not position_errors((2, 50), 0, 0, rng).any()
+    e = position_errors((4, 400), 0.5, 0, rng)
+    assert abs(np.sqrt(np.mean(e**2)) - 0.5) < 0.03
+    d = position_errors((4, 400), 0, 1.0, rng)
+    np.testing.assert_allclose(np.sqrt(np.mean(d**2, axis=1)), 1.0)
+    # slow: neighbours in the scan differ far less than the drift itself
+    assert np.sqrt(np.mean(np.diff(d, axis=1) ** 2)) < 0.2

@@ -11,12 +11,18 @@ wider far field cut to the detector), not from the reconstruction operator; ``mo
 uses the reconstruction operator H_θ itself (L slabs, bilinear rotation) and is only for quick
 checks. The scan file's ``/entry/probe`` is an initial *guess* (the zone-plate model with a wrong
 defocus and the right total power), as a user would provide for real data; the true probe is kept
-as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). ``/entry`` attribute ``simulation``
-records how the data were made.
+as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). Likewise the positions: with
+``position_error_px`` / ``position_drift_px`` the probe really is at the nominal positions plus
+errors (:func:`rapidtomo.physics.scanning.position_errors`, sub-pixel, applied by the models' Fourier
+shift of the probe), those true positions go to ``/entry/simulation/true_positions_m`` and
+``/entry/data/positions_m`` holds the nominal ones, as a stage's readings would. ``/entry``
+attribute ``simulation`` records how the data were made.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from typing import Literal
 
 import numpy as np
@@ -26,13 +32,13 @@ from pydantic import Field, model_validator
 from .config import Settings
 from .device import pick_device
 from .io import ScanData, Volume
-from .physics.geometry import (angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
+from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
                                wavelength_m)
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
 from .physics.probe import gaussian_schell_modes, probe_modes, spot_diameter_m, zone_plate_probe
-from .physics.scanning import scan_positions
+from .physics.scanning import position_errors, scan_positions
 from .progress import progress
 
 
@@ -65,6 +71,10 @@ class SimulateSettings(Settings):
                                        "for an anisotropic scan (the paper: 500 nm in y, 100 nm in x); default: "
                                        "scan_step_px")
     scan_pattern: Literal["snake", "raster"] = Field("snake", description="scan pattern")
+    position_error_px: float = Field(0.0, ge=0, description="random error of the true probe positions from the "
+                                     "nominal (written) ones, rms per axis (pixels)")
+    position_drift_px: float = Field(0.0, ge=0, description="slowly drifting position error along each angle's "
+                                     "scan (a random walk), rms per axis (pixels)")
     n_slabs: int = Field(5, ge=1, description="fast model only: slabs L of the multislice model")
     n_nominal: int = Field(120, ge=1, description="angles of the nominal (golden-standard) acquisition")
     n_reduced: int = Field(21, ge=1, description="angles of the reduced acquisition")
@@ -106,7 +116,7 @@ class FineModel:
 
     def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
         n = settings.detector_size
-        self.grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), 1, multiple=4)
+        self.grid = physics_grid(volume, settings, 1)
         self.phase = reference.spline_volume(volume.data, self.grid)
         self.attenuation = (None if volume.attenuation is None
                             else reference.spline_volume(volume.attenuation, self.grid))
@@ -164,21 +174,32 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     n = settings.detector_size
     grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
+    nominal_m = grid.positions_m(top_left, (n, n))
+    physics = fine.grid if fine is not None and settings.model == "fine" else physics_grid(volume, settings,
+                                                                                           settings.n_slabs)
+    nominal_tl = physics.top_left(nominal_m, (n, n))
+    true_tl = true_corners(nominal_tl, len(angles_deg), physics.slice_shape, n, settings, rng)
     bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
     if settings.model == "fast":
         intensities = scan_intensities(
-            volume.data, np.deg2rad(angles_deg), grid, probe, top_left, wavelength_m(settings.energy_kev),
+            volume.data, np.deg2rad(angles_deg), physics, probe, true_tl, wavelength_m(settings.energy_kev),
             attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
         record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
                   "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
     else:
         if fine is None:
             fine = FineModel(volume, settings, probe)
-            fine.converge_slabs(angles_deg, top_left, settings.slab_tolerance)
+            fine.converge_slabs(angles_deg, nominal_tl, settings.slab_tolerance)
         intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
         for i in bar(range(len(angles_deg))):
-            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])), top_left)
+            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
+                                           true_tl[i] if true_tl.ndim == 3 else true_tl)
         record = fine.record()
+    if true_tl.ndim == 3:
+        err = true_tl - nominal_tl[None]
+        record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
+                               f"{settings.position_drift_px:g} px rms per axis; measured rms "
+                               f"{float(np.sqrt(np.mean(err ** 2))):.3f} px (clipped to the slice grid)")
     if settings.photons > 0:
         intensities = poisson_noise(intensities, rng)
     if guess is None:
@@ -186,11 +207,40 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
                        f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
                        f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
-    return ScanData(intensities, grid.positions_m(top_left, (n, n)), angles_deg, guess.astype(np.complex64),
+    return ScanData(intensities, nominal_m, angles_deg, guess.astype(np.complex64),
                     settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
                     volume.voxel_size_m,
                     {"simulated": True, "simulation": record, "settings": settings.to_dict()},
-                    true_probe=probe.astype(np.complex64))
+                    true_probe=probe.astype(np.complex64),
+                    true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)))
+
+
+def position_margin_px(settings: SimulateSettings) -> int:
+    """Pixels added around the simulator's slice grid for probes that errors move off the nominal
+    scan: 4x the errors' rms (0 without errors; larger errors are clipped to the grid)."""
+    return math.ceil(4 * (settings.position_error_px + settings.position_drift_px))
+
+
+def physics_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
+    """The slice grid the simulator computes on: the volume's beam grid, grown by
+    :func:`position_margin_px` on every side (the same centre, so positions in metres agree)."""
+    n = settings.detector_size
+    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), n_slabs, multiple=4)
+    m = position_margin_px(settings)
+    return dataclasses.replace(grid, height=grid.height + 2 * m, width=grid.width + 2 * m)
+
+
+def true_corners(nominal: np.ndarray, n_angles: int, shape: tuple[int, int], n: int, settings: SimulateSettings,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Where the probe really is: ``nominal (N, 2)`` itself without position errors, else
+    ``(n_angles, N, 2)`` float corners with errors, clipped so that windows ``n x n`` stay on the grid."""
+    if not (settings.position_error_px or settings.position_drift_px):
+        return nominal
+    err = position_errors((n_angles, len(nominal)), settings.position_error_px, settings.position_drift_px, rng)
+    tl = nominal[None] + err
+    tl[..., 0] = np.clip(tl[..., 0], 0, shape[0] - n)
+    tl[..., 1] = np.clip(tl[..., 1], 0, shape[1] - n)
+    return tl
 
 
 def coherence_length(settings: SimulateSettings, pixel_m: float) -> float:

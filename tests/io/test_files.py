@@ -28,6 +28,24 @@ def test_scan_round_trip(tmp_path, rng):
     assert sub.n_angles == 2 and sub.angles_deg.tolist() == [-10, 10]
 
 
+def test_scan_round_trip_of_detector_mask_saturation_and_true_positions(tmp_path, rng):
+    s = small_scan(rng)
+    mask = np.zeros((8, 8), bool)
+    mask[2, 3] = mask[7, 0] = True
+    s.detector_mask, s.saturation_level = mask, 90.0
+    s.true_positions_m = s.positions_m + rng.normal(size=s.positions_m.shape) * 1e-9
+    write_scan(tmp_path / "s.h5", s)
+    with h5py.File(tmp_path / "s.h5") as f:
+        assert f["/entry/instrument/detector_mask"].dtype == np.uint8
+    r = read_scan(tmp_path / "s.h5")
+    np.testing.assert_array_equal(r.detector_mask, mask)
+    np.testing.assert_array_equal(r.true_positions_m, s.true_positions_m)
+    assert r.saturation_level == 90.0 and r.subset([1]).true_positions_m.shape == (1, 4, 2)
+    write_scan(tmp_path / "plain.h5", small_scan(rng))
+    plain = read_scan(tmp_path / "plain.h5")
+    assert plain.detector_mask is None and plain.saturation_level is None and plain.true_positions_m is None
+
+
 def test_volume_round_trip_with_attenuation(tmp_path, rng):
     v = Volume(rng.random((3, 4, 5)).astype(np.float32), (1e-8, 2e-8, 2e-8), {"quantity": "phase", "list": [1, 2]},
                attenuation=rng.random((3, 4, 5)))
@@ -47,10 +65,14 @@ def test_volume_round_trip_with_attenuation(tmp_path, rng):
     ("/entry/data/positions_m", np.zeros((3, 5, 2)), "positions_m"),
     ("/entry/probe", np.zeros((2, 6, 6), np.complex64), "/entry/probe"),
     ("/entry/instrument/energy_kev", -1.0, "energy_kev"),
+    ("/entry/instrument/detector_mask", np.zeros((4, 4), np.uint8), "detector_mask shape"),
+    ("/entry/instrument/saturation_level", -5.0, "saturation_level must be positive"),
 ])
 def test_malformed_scan_gives_one_clear_line(tmp_path, rng, replace_dataset, dataset, value, words):
     path = tmp_path / "bad.h5"
-    write_scan(path, small_scan(rng))
+    scan = small_scan(rng)
+    scan.detector_mask, scan.saturation_level = np.zeros((8, 8), bool), 100.0
+    write_scan(path, scan)
     replace_dataset(path, dataset, value)
     with pytest.raises(UserError) as e:
         read_scan(path)

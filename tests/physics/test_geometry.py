@@ -34,6 +34,14 @@ def test_beam_grid_covers_all_angles_and_roundtrips_positions(shape):
         grid.top_left(np.array([[0.0, grid.width * 1e-8]]), (8, 8))
 
 
+def test_top_left_keeps_fractions_and_snaps_rounding_noise():
+    grid = beam_grid((8, 16, 32), (1e-8, 1e-8, 1e-8), (8, 8), 5, multiple=4)
+    tl = np.array([[2.25, 3.0], [4.0, 7.5]])
+    got = grid.top_left(grid.positions_m(tl, (8, 8)) * (1 + 1e-12), (8, 8))
+    np.testing.assert_allclose(got, tl, rtol=0, atol=1e-9)
+    assert got[0, 1] == 3.0 and got[1, 0] == 4.0  # integers stay exact: no Fourier shift for them
+
+
 def test_beam_grid_needs_square_pixels():
     with pytest.raises(ValueError):
         beam_grid((4, 4, 4), (1e-8, 2e-8, 1e-8), (2, 2), 1)

@@ -119,3 +119,98 @@ def test_gradient_matches_finite_differences(rng):
     with torch.no_grad():
         fd = (loss(phase + eps * d) - loss(phase - eps * d)) / (2 * eps)
     assert abs(fd.item() - (phase.grad * d).sum().item()) < 1e-5 * abs(fd.item())
+
+
+# --- sub-pixel positions ---------------------------------------------------------------------------
+
+def band_limited(rng, shape, k, scale=1.0):
+    """A complex field with spectrum only at |frequency index| ≤ k (periodic on its grid)."""
+    spec = np.zeros(shape, complex)
+    idx = np.r_[0:k + 1, -k:0]
+    spec[np.ix_(idx, idx)] = scale * (rng.normal(size=(len(idx), len(idx))) + 1j * rng.normal(size=(len(idx), len(idx))))
+    return np.fft.ifft2(spec) * shape[0] * shape[1]
+
+
+def test_shift_probe_by_an_integer_is_a_roll(rng):
+    from rapidtomo.physics.multislice import shift_probe
+    p = torch.from_numpy(rng.normal(size=(2, 12, 10)) + 1j * rng.normal(size=(2, 12, 10)))
+    got = shift_probe(p, torch.tensor([[3.0, -2.0]], dtype=torch.float64))[0]
+    torch.testing.assert_close(got, torch.roll(p, (3, -2), dims=(-2, -1)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rest", [(0.3, -0.45), (-0.2, 0.5), (0.0, 0.25)])
+def test_fractional_corner_sees_the_object_between_pixels(rng, rest):
+    # band-limited probe and slices, periodic on the window: the patterns at a fractional corner r
+    # equal those of the probe on the object evaluated exactly at r + i (the sign of the shift)
+    h, L, k = 16, 2, 2
+    waves = [band_limited(rng, (h, h), k, 0.02) for _ in range(L)]
+    probe = band_limited(rng, (h, h), 3)[None]
+
+    def obj(l, y, x):  # the slices' trigonometric polynomial, evaluated anywhere
+        ky, kx = np.fft.fftfreq(h) * h, np.fft.fftfreq(h) * h
+        spec = np.fft.fft2(waves[l]) / h**2
+        return 1 + np.einsum("ab,yxab->yx", spec, np.exp(2j * np.pi * (y[..., None, None] * ky[:, None]
+                                                                     + x[..., None, None] * kx[None, :]) / h))
+
+    H = 3 * h
+    yy, xx = np.meshgrid(np.arange(H), np.arange(H), indexing="ij")
+    slices = np.stack([obj(l, yy, xx) for l in range(L)])
+    r = np.array([[h + rest[0], 5 + rest[1]]])
+    got = forward_intensity(slices, probe, r, wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=2e-6)
+    iy, ix = np.meshgrid(np.arange(h) + r[0, 0], np.arange(h) + r[0, 1], indexing="ij")
+    exact = np.stack([obj(l, iy, ix) for l in range(L)])
+    ref = reference_intensity(exact, probe, [(0, 0)], LAM, PIX, 2e-6)
+    assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-9
+
+
+def test_shifted_probe_conserves_pattern_intensity(rng):
+    h = 16
+    probe = rng.normal(size=(2, h, h)) + 1j * rng.normal(size=(2, h, h))
+    slices = np.exp(1j * rng.uniform(0, 2, (1, 40, 40)))  # pure phase: |t| = 1
+    pos = np.array([[3.0, 4.0], [3.37, 4.0], [10.5, 7.81], [2.0, 19.49]])
+    I = forward_intensity(slices, probe, pos, wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    np.testing.assert_allclose(I.sum(axis=(1, 2)), h * h * np.sum(np.abs(probe) ** 2), rtol=1e-12)
+
+
+def test_gradient_in_position_matches_finite_differences(rng):
+    from rapidtomo.physics.multislice import Multislice
+    slices, probe, _ = random_case(rng, 3, 2, h=12, H=30, N=3)
+    ms = Multislice(torch.from_numpy(probe), wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    t = torch.from_numpy(slices)
+    weight = torch.from_numpy(rng.uniform(size=(3, 12, 12)))
+    pos0 = torch.tensor([[5.2, 7.7], [10.1, 3.35], [8.0, 9.0]], dtype=torch.float64)
+
+    def f(p):
+        return (ms.intensities(t, p, backend="torch") * weight).sum()
+
+    p = pos0.clone().requires_grad_(True)
+    f(p).backward()
+    eps = 1e-5
+    fd = torch.zeros_like(pos0)
+    for i in range(3):
+        for j in range(2):
+            d = torch.zeros_like(pos0)
+            d[i, j] = eps
+            fd[i, j] = (f(pos0 + d) - f(pos0 - d)) / (2 * eps)
+    torch.testing.assert_close(p.grad, fd, rtol=1e-5, atol=1e-6 * float(fd.abs().max()))
+
+
+def test_integer_float_positions_skip_the_shift_and_match_integer_ones(rng):
+    slices, probe, pos = random_case(rng, 2, 2)
+    a = forward_intensity(slices, probe, pos, wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    b = forward_intensity(slices, probe, pos.astype(float), wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_exit_wave_derivatives_match_autograd(rng):
+    from rapidtomo.physics.multislice import Multislice
+    slices, probe, _ = random_case(rng, 3, 2, h=12, H=30, N=2)
+    ms = Multislice(torch.from_numpy(probe), wavelength_m=LAM, pixel_size_m=PIX, slice_spacing_m=1e-6)
+    t = torch.from_numpy(slices)
+    pos = torch.tensor([[5.2, 7.7], [10.1, 3.35]], dtype=torch.float64)
+    d = ms.exit_wave_derivatives(t, pos)
+    for axis in range(2):
+        e = torch.zeros_like(pos)
+        e[:, axis] = 1.0
+        _, jvp = torch.autograd.functional.jvp(lambda p: torch.view_as_real(ms.exit_waves(t, p)), pos, e)
+        torch.testing.assert_close(torch.view_as_real(d[axis]), jvp, rtol=1e-9, atol=1e-9)

@@ -128,3 +128,22 @@ def test_slabs_converge_and_the_chosen_thickness_meets_the_tolerance():
     k, got = ref.converged_slab_samples(fine, None, [1.2], grid, fine_probe, central, LAM, tolerance=change[1] * 1.01,
                                         start=32)
     assert k == 16 and got == pytest.approx(change[1], rel=1e-6)
+
+
+def test_fine_model_agrees_with_the_operator_at_fractional_positions():
+    # the fine grid cuts at 2x the coarse corner (fine fractions 0, 0.5 here; 0.3 → 0.6) and the
+    # operator shifts its probe on the coarse grid: they must agree as at integer corners
+    v = blob(3.0)
+    grid, top_left, probe, fine, fine_probe = setup(v)
+    inner = top_left[(top_left > 0).all(1) & (top_left < np.array(grid.slice_shape) - N).all(1)]
+    tl = inner[::2][:10] + np.array([0.25, 0.5])
+    tl[1::2] += [0.3, -0.3]
+    theta = 0.6
+    I_fine = ref.angle_intensities(fine, None, theta, grid, fine_probe, tl, LAM, 8)
+    g = beam_grid(SHAPE, (D,) * 3, (N, N), 8, multiple=4)
+    H = PtychoTomoOperator(g, probe, LAM, dtype=torch.float64).at(theta)  # propagates the probe to its first slab
+    I_op = H.intensities(torch.tensor(v), torch.tensor(tl)).numpy()
+    I_rounded = H.intensities(torch.tensor(v), torch.tensor(np.rint(tl))).numpy()
+    err = np.linalg.norm(I_fine - I_op) / np.linalg.norm(I_op)
+    assert err < 1e-3
+    assert np.linalg.norm(I_fine - I_rounded) / np.linalg.norm(I_op) > 3 * err

@@ -1,4 +1,6 @@
 """The approximant: loss decrease, gradient check, recovery of a noiseless object, more angles help."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +81,47 @@ def test_batching_does_not_change_loss_or_gradient():
     l2, g2 = loss_and_grad(phi, prob, batch=13)
     assert abs(l1 - l2) < 1e-10 * l1
     torch.testing.assert_close(g1, g2)
+
+
+def test_masked_and_saturated_pixels_do_not_enter_the_loss():
+    # garbage at bad pixels and above the saturation level changes nothing; unmasked, it does
+    scan = reduced_scan(block_phantom(4), 2, photons=1e5)
+    h = scan.intensities.shape[-1]
+    phi = 0.03 * torch.ones((L, Y // 2, X // 2), dtype=torch.float64)
+    mask = np.zeros((h, h), bool)
+    mask[h // 2 - 3, h // 2 + 2] = mask[h // 2 + 1, h // 2 - 4] = True  # inside the central half
+
+    def loss(intensities, mask, level=None):
+        s = dataclasses.replace(scan, intensities=intensities, detector_mask=mask, saturation_level=level)
+        prob = build_problem(s, ApproximantSettings(precision="float64"), torch.device("cpu"))
+        return loss_and_grad(phi, prob, batch=64)
+
+    garbage = scan.intensities.copy()
+    garbage[..., mask] = 1e6
+    level = float(np.percentile(scan.intensities, 99.9))
+    above = scan.intensities >= level
+    garbage[above] = 3 * level
+    l0, g0 = loss(scan.intensities, mask, level)
+    l1, g1 = loss(garbage, mask, level)
+    assert l0 == l1 and torch.equal(g0, g1)
+    l2, _ = loss(garbage, None)
+    assert l2 > 10 * l0
+
+
+def test_fractional_positions_are_used_not_rounded():
+    scan = reduced_scan(block_phantom(5), 1)
+    phi = 0.03 * torch.ones((L, Y // 2, X // 2), dtype=torch.float64)
+
+    def loss(positions):
+        prob = build_problem(dataclasses.replace(scan, positions_m=positions), ApproximantSettings(precision="float64"),
+                             torch.device("cpu"))
+        return loss_and_grad(phi, prob, batch=64, with_grad=False)[0], prob.top_left
+
+    dx = 2 * scan.voxel_size_m[2]  # the coarse pixel
+    l0, tl0 = loss(scan.positions_m)
+    l1, tl1 = loss(scan.positions_m + 0.3 * dx)
+    torch.testing.assert_close((tl1 - tl0) % 1, torch.full_like(tl0, 0.3))  # (the grid may grow by whole pixels)
+    assert l1 != l0
 
 
 def test_noiseless_recovery_and_more_angles_help():

@@ -25,10 +25,14 @@ def run(args) -> int:
         raise UserError(f"--variants: unknown {','.join(bad)} (choose from {','.join(VARIANTS)})")
     records = ablation(args.run_dir, variants, args.epochs, args.seeds)
     paths = write_ablation(args.run_dir, records)
-    print(f"seeds {records[0]['seeds']}: mean ± sample std over the seeds")
-    print(f"{'variant':<8}{'params':>10}{'PCC':>14}{'MS-SSIM':>14}{'BER':>14}{'DICE':>14}{'train s':>9}")
-    for r in records:
-        cells = "".join(f"{r[k]:>7.3f} ± {r[k + '_std']:.3f}" for k in ("pcc", "ms_ssim", "ber", "dice"))
-        print(f"{r['variant']:<8}{r['parameters']:>10}{cells}{r['train_seconds']:>9.1f}")
+    print(f"seeds {records[0]['seeds']}: mean ± sample std over the seeds, held-out part")
+    tables = [(f"vs {records[0]['reference']}", records)]
+    if "vs_golden" in records[0]:
+        tables.append(("vs golden", [{**r, **r["vs_golden"]} for r in records]))
+    for title, rows in tables:
+        print(f"{title:<10}{'params':>10}{'PCC':>14}{'MS-SSIM':>14}{'BER':>14}{'DICE':>14}{'train s':>9}")
+        for r in rows:
+            cells = "".join(f"{r[k]:>7.3f} ± {r[k + '_std']:.3f}" for k in ("pcc", "ms_ssim", "ber", "dice"))
+            print(f"{r['variant']:<10}{r['parameters']:>10}{cells}{r['train_seconds']:>9.1f}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -39,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cxi: the angle's dataset (degrees) inside each /entry_N")
     p.add_argument("--probe", type=Path, help="cxi: probe file (a rapidtomo scan's /entry/probe or a CXI "
                    "illumination) when the CXI files have none")
+    p.add_argument("--saturation-level", type=float, help="cxi: counts at or above this (photons) are left out "
+                   "of every loss (default: the files' detector_1/saturation_value, if any)")
     p.add_argument("--no-center", dest="center", action="store_false",
                    help="cxi: keep the translations as given (already relative to the rotation axis and "
                    "mid-height) instead of centring the scanned range (centring: %(default)s)")
@@ -81,7 +83,8 @@ def import_files(args, report: ImportReport, timer: Timer):
     shape = None if args.format == "tiff" else _shape(args)
     if args.format == "cxi":
         scan = read_cxi(args.files, shape, angles_csv=args.angles_csv, angle_dataset=args.angle_dataset,
-                        probe_file=args.probe, center=args.center, report=report)
+                        probe_file=args.probe, center=args.center, saturation_level=args.saturation_level,
+                        report=report)
         scan.voxel_size_m = _voxel(args, scan.voxel_size_m[1:], str(args.files[0]))
         return scan
     if args.format == "tiff":

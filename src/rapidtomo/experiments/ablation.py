@@ -3,6 +3,7 @@ over one or more seeds."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Sequence
@@ -16,18 +17,33 @@ from ..nn.unet import COARSE_INPUTS
 from .sweeps import METRICS, _run_settings
 
 VARIANTS = ("A", "B", "C", "D", "E", "F", "G")
+log = logging.getLogger("rapidtomo.ablation")
+
+
+def _summary(runs: list[dict]) -> dict[str, float]:
+    """Means over the seeds of each metric, ``<metric>_std`` (sample std; 0 for one seed)."""
+    out = {}
+    for k in METRICS:
+        values = np.array([r[k] for r in runs])
+        out[k] = float(values.mean())
+        out[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return out
 
 
 def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
              seeds: Sequence[int] | None = None) -> list[dict]:
-    """Train each variant with the run's training settings, once per seed, predict, and evaluate
-    on the held-out part.
+    """Train each variant with the run's training settings, once per seed, predict with the run's
+    prediction settings, and evaluate on the held-out part against the truth (the run's
+    ``phantom.h5``) and the golden standard.
 
     ``seeds`` default to the run's seed alone; the paper's comparison needs several (the spread
-    between seeds of one variant is the noise against which variants differ). One record per
-    variant: ``{variant, parameters, seeds, pcc, ms_ssim, ber, dice, train_seconds}`` holding
-    means over the seeds, ``<metric>_std`` (sample standard deviation; 0 for one seed) and
-    ``per_seed`` (the metrics of each seed). Models go to ``RUN_DIR/ablation/model_<V>[_s<seed>].pt``.
+    between seeds of one variant is the noise against which variants differ). A seed sets the
+    network's initialisation and the patch order and flips of every epoch. One record per
+    variant: ``{variant, parameters, seeds, reference, pcc, ms_ssim, ber, dice, train_seconds}``
+    with the means over the seeds against ``reference`` (``truth`` where the run has one, else
+    ``golden``), ``<metric>_std`` (sample standard deviation; 0 for one seed), ``vs_golden`` (the
+    same against the golden standard, when the reference is the truth) and ``per_seed`` (each
+    seed's metrics, likewise). Models go to ``RUN_DIR/ablation/model_<V>[_s<seed>].pt``.
     """
     from ..infer import predict
     from ..metrics.evaluate import evaluate
@@ -36,9 +52,19 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
     run_dir = Path(run_dir)
     cfg = _run_settings(run_dir)
     run_train = cfg["train"]
+    fixed = [k for k in ("widths", "rates", "z_rates") if getattr(run_train, k) is not None]
+    if fixed:
+        log.warning(f"{run_dir / rundir.SETTINGS}: [train] sets {', '.join(fixed)}: every variant gets them as given, "
+                    f"so parameter counts are not matched (and z_rates make D–G alike)")
     appx = read_volume(run_dir / rundir.APPROXIMANT)
     golden = read_volume(run_dir / rundir.GOLDEN)
     fine = {i: read_volume(run_dir / rundir.baseline(i)) for i in run_train.inputs if i not in COARSE_INPUTS}
+    references = {"golden": golden}
+    if (run_dir / rundir.PHANTOM).exists():
+        references = {"truth": read_volume(run_dir / rundir.PHANTOM), **references}
+    primary = next(iter(references))
+    region_x, _ = heldout_region(appx.shape, run_train)
+    region = (region_x.start / appx.shape[-1], 1.0)  # the part that no training or validation patch saw
     seeds = list(seeds) if seeds else [run_train.seed]
     records = []
     for v in variants:
@@ -51,23 +77,24 @@ def ablation(run_dir: str | Path, variants=VARIANTS, epochs: int | None = None,
             result = train(appx, golden, settings, model, baselines=fine)
             seconds = time.perf_counter() - t0
             parameters = sum(p.numel() for p in result["network"].parameters())
-            region_x, _ = heldout_region(appx.shape, settings)
-            pred = predict(model, appx if "approximant" in settings.inputs else None, baselines=fine)
-            m = evaluate(golden, {"rapid": pred}, (region_x.start / appx.shape[-1], 1.0))["rapid"]
-            runs.append({"seed": seed, **{k: float(m[k]) for k in METRICS}, "train_seconds": seconds})
-        record = {"variant": v, "parameters": parameters, "seeds": seeds}
-        for k in (*METRICS, "train_seconds"):
-            values = np.array([r[k] for r in runs])
-            record[k] = float(values.mean())
-            if k in METRICS:
-                record[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            pred = {"rapid": predict(model, appx if "approximant" in settings.inputs else None, cfg["predict"],
+                                     baselines=fine)}
+            m = {ref: evaluate(vol, pred, region)["rapid"] for ref, vol in references.items()}
+            run = {"seed": seed, **{k: float(m[primary][k]) for k in METRICS}, "train_seconds": seconds}
+            if primary != "golden":
+                run["vs_golden"] = {k: float(m["golden"][k]) for k in METRICS}
+            runs.append(run)
+        record = {"variant": v, "parameters": parameters, "seeds": seeds, "reference": primary, **_summary(runs),
+                  "train_seconds": float(np.mean([r["train_seconds"] for r in runs]))}
+        if primary != "golden":
+            record["vs_golden"] = _summary([r["vs_golden"] for r in runs])
         records.append({**record, "per_seed": runs})
     return records
 
 
 def write_ablation(run_dir: str | Path, records: list[dict]) -> dict[str, Path]:
     """``ablation.json`` and ``ablation.png`` (a bar per variant and metric, the mean over seeds
-    with ± one standard deviation) in ``run_dir``."""
+    with ± one standard deviation, against the records' reference) in ``run_dir``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,7 +107,7 @@ def write_ablation(run_dir: str | Path, records: list[dict]) -> dict[str, Path]:
     for ax, metric in zip(axes, METRICS):
         ax.bar(names, [r[metric] for r in records], yerr=[r.get(f"{metric}_std", 0.0) for r in records],
                color="tab:blue", capsize=3)
-        ax.set_title(metric.upper().replace("_", "-"))
+        ax.set_title(f"{metric.upper().replace('_', '-')} vs {records[0].get('reference', 'golden')}")
         lo = min(r[metric] for r in records)
         ax.set_ylim(max(0.0, lo - 0.1 * abs(lo)), None)
     fig.tight_layout()

@@ -8,10 +8,15 @@ HDF5 layout (CXI-like, docs/formats.md)::
     /entry/data/angles_deg       (n_angles,)
     /entry/probe                 (M, h, w) complex64, probe modes on the object grid
     /entry/instrument/energy_kev, detector_distance_m, detector_pixel_m   (scalars)
+    /entry/instrument/detector_mask    (h, w) uint8, optional: nonzero = bad pixel (CXI's convention),
+                                 left out of every loss
+    /entry/instrument/saturation_level scalar, optional: counts ≥ it are left out of every loss
     /entry/sample/volume_shape   (3,) int: (Z, Y, X) of the nominal object grid
     /entry/sample/voxel_size_m   (3,) (dz, dy, dx); dy = dx = the object pixel size
     /entry/simulation/true_probe (M, h, w) complex64, simulated data only: the probe that made the
                                  patterns (/entry/probe is then the reconstruction's initial guess)
+    /entry/simulation/true_positions_m  like positions_m, simulated data only: where the probe really
+                                 was (/entry/data/positions_m are then the nominal positions)
     /entry attributes: simulation (how the data were simulated, JSON), provenance
 """
 from __future__ import annotations
@@ -44,6 +49,9 @@ class ScanData:
     voxel_size_m: tuple[float, float, float]
     attrs: dict[str, Any] = field(default_factory=dict)
     true_probe: np.ndarray | None = None
+    detector_mask: np.ndarray | None = None  # (h, w) bool, True = bad pixel
+    saturation_level: float | None = None
+    true_positions_m: np.ndarray | None = None  # (n_angles, n_pos, 2), simulation only
 
     def __post_init__(self) -> None:
         self.intensities = np.asarray(self.intensities)
@@ -55,6 +63,10 @@ class ScanData:
         if pos.ndim == 2:
             pos = np.broadcast_to(pos, (len(self.angles_deg),) + pos.shape).copy()
         self.positions_m = pos
+        if self.detector_mask is not None:
+            self.detector_mask = np.asarray(self.detector_mask) != 0
+        if self.true_positions_m is not None:
+            self.true_positions_m = np.asarray(self.true_positions_m, dtype=np.float64)
         self.volume_shape = tuple(int(v) for v in self.volume_shape)  # type: ignore[assignment]
         self.voxel_size_m = tuple(float(v) for v in self.voxel_size_m)  # type: ignore[assignment]
         problem = validate_scan_arrays(self)
@@ -80,7 +92,9 @@ class ScanData:
         idx = np.asarray(angle_indices)
         return ScanData(self.intensities[idx], self.positions_m[idx], self.angles_deg[idx], self.probe,
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
-                        self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe)
+                        self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe,
+                        self.detector_mask, self.saturation_level,
+                        None if self.true_positions_m is None else self.true_positions_m[idx])
 
 
 def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
@@ -107,6 +121,14 @@ def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
         return ("value", "/entry/data/angles_deg", "contains NaN or infinite values")
     if not np.all(np.isfinite(s.probe)):
         return ("value", "/entry/probe", "contains NaN or infinite values")
+    if s.detector_mask is not None and s.detector_mask.shape != (h, w):
+        return ("shape", "/entry/instrument/detector_mask", f"shape {s.detector_mask.shape} does not match the "
+                f"patterns' ({h}, {w})")
+    if s.saturation_level is not None and not (np.isfinite(s.saturation_level) and s.saturation_level > 0):
+        return ("value", "/entry/instrument/saturation_level", f"must be positive, got {s.saturation_level}")
+    if s.true_positions_m is not None and s.true_positions_m.shape != s.positions_m.shape:
+        return ("shape", "/entry/simulation/true_positions_m", f"shape {s.true_positions_m.shape} does not match "
+                f"positions_m {s.positions_m.shape}")
     for name in ("energy_kev", "detector_distance_m", "detector_pixel_m"):
         v = getattr(s, name)
         if not (np.isfinite(v) and v > 0):
@@ -135,8 +157,14 @@ def write_scan(path: str | Path, scan: ScanData) -> Path:
             d.create_dataset("angles_deg", data=scan.angles_deg)
             e.create_dataset("probe", data=scan.probe.astype(np.complex64))
             if scan.true_probe is not None:
-                e.create_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
+                e.require_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
+            if scan.true_positions_m is not None:
+                e.require_group("simulation").create_dataset("true_positions_m", data=scan.true_positions_m)
             ins = e.create_group("instrument")
+            if scan.detector_mask is not None:
+                ins.create_dataset("detector_mask", data=scan.detector_mask.astype(np.uint8))
+            if scan.saturation_level is not None:
+                ins["saturation_level"] = float(scan.saturation_level)
             ins["energy_kev"] = float(scan.energy_kev)
             ins["detector_distance_m"] = float(scan.detector_distance_m)
             ins["detector_pixel_m"] = float(scan.detector_pixel_m)
@@ -149,6 +177,10 @@ def write_scan(path: str | Path, scan: ScanData) -> Path:
 _REQUIRED = ("/entry/data/intensities", "/entry/data/positions_m", "/entry/data/angles_deg", "/entry/probe",
              "/entry/instrument/energy_kev", "/entry/instrument/detector_distance_m",
              "/entry/instrument/detector_pixel_m", "/entry/sample/volume_shape", "/entry/sample/voxel_size_m")
+
+
+def _optional(f, name: str):
+    return f[name][()] if name in f else None
 
 
 def read_scan(path: str | Path) -> ScanData:
@@ -193,6 +225,15 @@ def read_scan(path: str | Path) -> ScanData:
             scan.voxel_size_m = tuple(float(v) for v in np.ravel(f["/entry/sample/voxel_size_m"][()]))
             scan.attrs = attrs
             scan.true_probe = f["/entry/simulation/true_probe"][()] if "/entry/simulation/true_probe" in f else None
+            scan.true_positions_m = _optional(f, "/entry/simulation/true_positions_m")
+            if scan.true_positions_m is not None:
+                scan.true_positions_m = np.asarray(scan.true_positions_m, np.float64)
+                if scan.true_positions_m.ndim == 2:
+                    scan.true_positions_m = np.broadcast_to(scan.true_positions_m, pos.shape).copy()
+            mask = _optional(f, "/entry/instrument/detector_mask")
+            scan.detector_mask = None if mask is None else np.asarray(mask) != 0
+            level = _optional(f, "/entry/instrument/saturation_level")
+            scan.saturation_level = None if level is None else float(level)
     except UserError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:

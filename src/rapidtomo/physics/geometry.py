@@ -135,16 +135,20 @@ class BeamGrid:
         return (self.height, self.width)
 
     def top_left(self, positions_m: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-        """Integer ``(row, col)`` top-left corners of windows centred at ``positions_m (..., 2)``.
+        """Top-left corners ``(..., 2)`` float64 (row, col pixels) of windows centred at ``positions_m (..., 2)``.
 
-        Rounds to the nearest pixel (exact for positions made by the simulator); raises if a
-        window would leave the slice grid.
+        Not rounded: a position between pixels gives a fractional corner (the multislice model
+        moves the probe by the fraction); corners within 1e-6 pixel of an integer are snapped to it
+        (positions made on the grid stay exact integers). Raises if a window would leave the slice
+        grid (the corner rounded to the nearest pixel).
         """
         pos = np.asarray(positions_m, dtype=np.float64) / self.pixel_m
         h, w = window
-        top = np.rint(np.stack([pos[..., 0] + (self.height - h) / 2, pos[..., 1] + (self.width - w) / 2], -1))
-        top = top.astype(np.int64)
-        if top.size and (top.min() < 0 or np.any(top[..., 0] > self.height - h) or np.any(top[..., 1] > self.width - w)):
+        top = np.stack([pos[..., 0] + (self.height - h) / 2, pos[..., 1] + (self.width - w) / 2], -1)
+        near = np.rint(top)
+        top = np.where(np.abs(top - near) < 1e-6, near, top)
+        if top.size and (near.min() < 0 or np.any(near[..., 0] > self.height - h)
+                         or np.any(near[..., 1] > self.width - w)):
             raise ValueError(f"scan positions leave the {self.height}x{self.width} slice grid "
                              f"(window {h}x{w}); positions span {pos.min(axis=tuple(range(pos.ndim - 1)))}"
                              f"..{pos.max(axis=tuple(range(pos.ndim - 1)))} px")
@@ -162,7 +166,7 @@ class BeamGrid:
         return dataclasses.replace(self, height=h, width=w)
 
     def positions_m(self, top_left: np.ndarray, window: tuple[int, int]) -> np.ndarray:
-        """Inverse of :meth:`top_left`: window centres in metres for integer top-left corners."""
+        """Inverse of :meth:`top_left`: window centres in metres for top-left corners (pixels)."""
         t = np.asarray(top_left, dtype=np.float64)
         h, w = window
         return np.stack([t[..., 0] - (self.height - h) / 2, t[..., 1] - (self.width - w) / 2], -1) * self.pixel_m

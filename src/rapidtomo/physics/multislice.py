@@ -1,7 +1,12 @@
 """The multislice forward model (paper Eq. 1–2), pinned as in docs/conventions.md.
 
-Slices ``(L, H, W)`` complex transmissions, probe modes ``(M, h, w)``, integer top-left
-positions ``(N, 2)`` as ``(row, col)``. For each position: ψ = probe · t₁[patch]; for
+Slices ``(L, H, W)`` complex transmissions, probe modes ``(M, h, w)``, top-left positions
+``(N, 2)`` as ``(row, col)`` in pixels, integer or not. A corner ``r`` is cut at the nearest
+integer ``r₀`` and the probe is moved by the rest ``f = r − r₀`` (|f| ≤ ½) with a Fourier shift,
+``P(· − f)`` (:func:`shift_probe`): the window sees the object at ``r + i`` exactly as the
+probe's sample ``i`` does, up to the circular wrap of the shift (as in PtychoShelves, pty-chi).
+Differentiable in the fractional positions; integer positions (all ``f = 0``) skip the shift
+and cost nothing extra. For each position: ψ = probe · t₁[patch]; for
 l = 2..L: ψ = P_Δz ψ, then ψ = ψ · t_l[patch]; far field ``fftshift(fft2(ψ))`` (unnormalised);
 intensity = Σ_modes |·|². Numpy in → numpy out, torch in → torch out (same device); complex64 by
 default, complex128 when given double precision. Differentiable (autograd) in torch.
@@ -82,6 +87,33 @@ def extract_patches(slices: torch.Tensor, positions: torch.Tensor, window: tuple
     return slices.reshape(L, H * W)[:, rows * W + cols]
 
 
+def split_positions(positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Integer corners ``(N, 2)`` long (nearest) and the fractional rest ``(N, 2)`` in ``[−½, ½]``,
+    or None when the positions are integers (an integer dtype, or all rests 0 and no gradient)."""
+    if not (positions.is_floating_point()):
+        return positions.long(), None
+    corner = torch.round(positions.detach())
+    rest = positions - corner
+    if not rest.requires_grad and not bool(torch.any(rest != 0)):
+        return corner.long(), None
+    return corner.long(), rest
+
+
+def shift_probe(probe: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Probe modes ``(M, h, w)`` moved by ``shift (N, 2)`` pixels (row, col) → ``(N, M, h, w)``.
+
+    ``P_f(x) = P(x − f)``: the spectrum times ``exp(−2πi·(k_y·f_y + k_x·f_x))``, k = fftfreq
+    (cycles per pixel); circular; an integer shift is ``torch.roll``. Differentiable in ``shift``.
+    """
+    h, w = probe.shape[-2:]
+    real = probe.real.dtype
+    ky = torch.fft.fftfreq(h, device=probe.device, dtype=real)
+    kx = torch.fft.fftfreq(w, device=probe.device, dtype=real)
+    s = shift.to(real)
+    ramp = -2 * math.pi * (s[:, 0, None, None] * ky[None, :, None] + s[:, 1, None, None] * kx[None, None, :])
+    return torch.fft.ifft2(torch.fft.fft2(probe)[None] * torch.polar(torch.ones_like(ramp), ramp)[:, None])
+
+
 def far_field_intensity(psi: torch.Tensor) -> torch.Tensor:
     """``Σ_modes |fftshift(fft2(ψ))|²`` for exit waves ``(N, M, h, w)`` → ``(N, h, w)`` real."""
     F = torch.view_as_real(torch.fft.fft2(psi))
@@ -92,7 +124,8 @@ class Multislice:
     """The multislice core (Eq. 1–2) for one probe, wavelength, pixel and slice spacing.
 
     Built once (its propagator is made on construction and shared by both engines); applied to
-    complex slices ``(L, H, W)`` at integer top-left positions ``(N, 2)``:
+    complex slices ``(L, H, W)`` at top-left positions ``(N, 2)`` (integer, or fractional: see the
+    module docstring):
     :meth:`exit_waves` (torch, differentiable) and :meth:`intensities` (torch or FFTW engine).
 
     Parameters
@@ -132,11 +165,34 @@ class Multislice:
         return self.probe.to(device=t.device, dtype=t.dtype)
 
     def exit_waves(self, slices: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Exit waves ``(N, M, h, w)`` after the last slice (no propagation after it); torch, autograd."""
+        """Exit waves ``(N, M, h, w)`` after the last slice (no propagation after it); torch, autograd
+        (in the slices, the probe and fractional positions)."""
         probe = self._probe_like(slices)
-        patches = extract_patches(slices, positions, self.window)
-        psi = probe[None] * patches[0][:, None]
-        if slices.shape[0] > 1:
+        corner, rest = split_positions(positions)
+        patches = extract_patches(slices, corner, self.window)
+        return self._through(probe[None] if rest is None else shift_probe(probe, rest), patches)
+
+    def exit_wave_derivatives(self, slices: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """``∂ψ/∂(row, col)`` of the exit waves: ``(2, N, M, h, w)`` per pixel of position.
+
+        The exit wave is linear in the probe, so its derivative is the multislice of the moved
+        probe's derivative, ``−∂P(· − f)/∂x`` (spectrum times ``−2πi·k``), through the same slices.
+        """
+        probe = self._probe_like(slices)
+        corner, rest = split_positions(positions.to(probe.real.dtype))
+        patches = extract_patches(slices, corner, self.window)
+        moved = probe[None].expand(len(corner), -1, -1, -1) if rest is None else shift_probe(probe, rest)
+        h, w = self.window
+        real = probe.real.dtype
+        k = (torch.fft.fftfreq(h, device=probe.device, dtype=real)[:, None],
+             torch.fft.fftfreq(w, device=probe.device, dtype=real)[None, :])
+        spec = torch.fft.fft2(moved)
+        return torch.stack([self._through(torch.fft.ifft2(spec * (-2j * math.pi * ki)), patches) for ki in k])
+
+    def _through(self, probes: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Probes ``(N or 1, M, h, w)`` through the slices' patches ``(L, N, h, w)`` → exit waves ``(N, M, h, w)``."""
+        psi = probes * patches[0][:, None]
+        if patches.shape[0] > 1:
             # P_Δz with the inverse FFT's 1/(h·w) folded in; in place on the spectrum (autograd-safe:
             # the product with a constant needs no saved input)
             prop = self._propagator(psi.dtype, psi.device)
@@ -152,20 +208,24 @@ class Multislice:
         Numpy in → numpy out, torch in → torch out on the slices' device; float32 (float64 for
         complex128/float64 slices). ``batch_size`` positions per batch (bounds memory; default
         :func:`default_batch` for torch, cache-sized for FFTW). ``backend``: ``auto`` (default, or
-        ``$RAPIDTOMO_FORWARD_BACKEND``), ``torch`` or ``fftw`` (CPU, no input requiring a gradient).
+        ``$RAPIDTOMO_FORWARD_BACKEND``), ``torch`` or ``fftw`` (CPU, no input requiring a gradient,
+        integer positions; ``auto`` takes torch for fractional ones).
         """
         is_np = isinstance(slices, np.ndarray)
         t = _as_complex_tensor(slices)
         p = self._probe_like(t)
         pos = torch.as_tensor(np.asarray(positions) if not torch.is_tensor(positions) else positions,
-                              device=t.device).long()
+                              device=t.device)
         if t.ndim != 3 or pos.ndim != 2 or pos.shape[-1] != 2:
             raise ValueError(f"expected slices (L, H, W) and positions (N, 2), got {tuple(t.shape)}, "
                              f"{tuple(pos.shape)}")
+        corner, rest = split_positions(pos)
+        pos = corner if rest is None else pos
         h, w = self.window
-        if pos.numel() and (pos.min() < 0 or pos[:, 0].max() > t.shape[1] - h or pos[:, 1].max() > t.shape[2] - w):
+        if corner.numel() and (corner.min() < 0 or corner[:, 0].max() > t.shape[1] - h
+                               or corner[:, 1].max() > t.shape[2] - w):
             raise ValueError("a probe window at these positions leaves the slice grid")
-        if _use_fftw(backend, t, p):
+        if _use_fftw(backend, t, p, fractional=rest is not None):
             t_np = t.detach().resolve_conj().numpy()
             p_np = np.ascontiguousarray(p.detach().resolve_conj().numpy())
             I = fftw_backend.forward_intensity(t_np, p_np, pos.numpy(), propagator=self.fftw_propagator(t_np.dtype),
@@ -190,19 +250,20 @@ def default_batch(n_modes: int, window: tuple[int, int], n_slices: int, budget_b
     return max(1, int(budget_bytes // per_position))
 
 
-def _use_fftw(backend: str | None, t: torch.Tensor, p: torch.Tensor) -> bool:
+def _use_fftw(backend: str | None, t: torch.Tensor, p: torch.Tensor, fractional: bool = False) -> bool:
     backend = (backend or os.environ.get(BACKEND_ENV) or "auto").lower()
     if backend not in ("auto", "torch", "fftw"):
         raise ValueError(f"forward model backend must be auto, torch or fftw, got {backend!r}")
     if backend == "torch":
         return False
     needs_grad = torch.is_grad_enabled() and (t.requires_grad or p.requires_grad)
-    applies = t.device.type == "cpu" and not needs_grad
+    applies = t.device.type == "cpu" and not needs_grad and not fractional
     if backend == "fftw":
         if not fftw_backend.available():
             raise RuntimeError("backend='fftw' asked for, but pyfftw is not installed")
         if not applies:
-            raise ValueError("the FFTW backend runs on the CPU without autograd; use backend='torch'")
+            raise ValueError("the FFTW backend runs on the CPU without autograd at integer positions; "
+                             "use backend='torch'")
         return True
     return applies and fftw_backend.available()
 
@@ -215,7 +276,8 @@ def forward_intensity(slices, probe, positions, *, wavelength_m: float, pixel_si
     ----------
     slices : (L, H, W) complex transmissions (numpy or torch; real input is taken as complex)
     probe : (M, h, w) or (h, w) complex probe modes
-    positions : (N, 2) integer top-left ``(row, col)`` corners in the slice grid
+    positions : (N, 2) top-left ``(row, col)`` corners in the slice grid (pixels; fractional ones
+        move the probe by a Fourier shift, see the module docstring)
     wavelength_m, pixel_size_m, slice_spacing_m : λ, slice pixel, distance between slices (m)
     batch_size, backend : see :meth:`Multislice.intensities`
 

@@ -23,8 +23,10 @@ in every discretisation choice:
   propagated (angular spectrum) to the first slab's centre at each angle.
 
 Conventions: volumes ``(z, y, x)`` of phase per voxel (radians) as in docs/conventions.md; the beam
-frame ``x' = x·cosθ + z·sinθ``, ``b = −x·sinθ + z·cosθ``; positions are integer top-left corners
-on the coarse slice grid of :func:`rapidtomo.physics.geometry.beam_grid`.
+frame ``x' = x·cosθ + z·sinθ``, ``b = −x·sinθ + z·cosθ``; positions are top-left corners (pixels,
+fractional allowed) on the coarse slice grid of :func:`rapidtomo.physics.geometry.beam_grid`; on
+the fine grid they are ``OVERSAMPLING ×`` those, cut at the nearest fine pixel with the fine probe
+moved by the fine grid's fractional part (the multislice model's Fourier shift).
 """
 from __future__ import annotations
 
@@ -169,7 +171,7 @@ def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_r
     """Detector intensities ``(N, n, n)`` float32 of one angle (the reference model, noiseless).
 
     ``fine_probe (M, f·n, f·n)`` from :func:`upsample_probe`, given at the plane b = 0;
-    ``top_left (N, 2)`` integer corners on the coarse slice grid.
+    ``top_left (N, 2)`` corners (pixels, fractional allowed) on the coarse slice grid.
     """
     f = OVERSAMPLING
     phi, slabs = slab_phases(phase, theta_rad, grid, samples_per_slab)

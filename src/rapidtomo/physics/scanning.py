@@ -1,4 +1,5 @@
-"""Scan positions: raster and snake patterns of probe-window top-left corners, with jitter."""
+"""Scan positions: raster and snake patterns of probe-window top-left corners, with jitter, and the
+position errors of a real stage."""
 from __future__ import annotations
 
 import numpy as np
@@ -44,3 +45,20 @@ def scan_positions(grid_shape: tuple[int, int], window: tuple[int, int], step_px
         pos[:, 0] = np.clip(pos[:, 0], 0, grid_shape[0] - window[0])
         pos[:, 1] = np.clip(pos[:, 1], 0, grid_shape[1] - window[1])
     return pos
+
+
+def position_errors(shape: tuple[int, int], rms_px: float, drift_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Errors ``(n_angles, n_pos, 2)`` (pixels, row and col) of the true positions from the nominal ones.
+
+    Per axis: independent Gaussian errors of rms ``rms_px`` plus a slow drift along the
+    acquisition order of each angle (a random walk, its mean removed, scaled to rms ``drift_px``).
+    Zero settings give zeros without drawing from ``rng``.
+    """
+    out = np.zeros(tuple(shape) + (2,))
+    if rms_px > 0:
+        out += rng.normal(scale=rms_px, size=out.shape)
+    if drift_px > 0 and shape[1] > 1:
+        walk = np.cumsum(rng.normal(size=out.shape), axis=1)
+        walk -= walk.mean(axis=1, keepdims=True)
+        out += drift_px * walk / np.sqrt(np.mean(walk**2, axis=1, keepdims=True))
+    return out

@@ -10,7 +10,10 @@ central half of the measured patterns:
 
     L(φ) = 1/(2·Nθ·Nj) · Σ_θ Σ_j ‖ Σ_m |u_θ,j,m|² − g_θ,j ‖²                      (Eq. 3)
 
-The gradient (Eq. 4–8) comes from autograd, accumulated over batches of positions so memory stays
+with the residuals at bad detector pixels (the scan's ``detector_mask``) and at counts ≥ its
+``saturation_level`` left out (:func:`rapidtomo.physics.detector.valid_pixels`). Scan positions
+are taken as they are: fractional corners on the coarse grid move the probe by a Fourier sub-pixel
+shift (:mod:`rapidtomo.physics.multislice`). The gradient (Eq. 4–8) comes from autograd, accumulated over batches of positions so memory stays
 bounded, and summed over angles in float64. Under torchrun the angles are split into contiguous
 blocks over the processes (:mod:`rapidtomo.distributed`); each sums its block's loss and gradient
 and one ``all_reduce`` per evaluation adds them, so every process takes the same steps. The float64
@@ -37,6 +40,7 @@ from ..config import Settings
 from ..device import pick_device
 from ..distributed import Processes, processes
 from ..io import ScanData, Volume
+from ..physics.detector import as_mask_tensor, valid_pixels
 from ..physics.geometry import beam_grid
 from ..physics.multislice import default_batch, far_field_intensity
 from ..physics.operator import AngleOperator, PtychoTomoOperator, transmission
@@ -76,10 +80,12 @@ class CoarseProblem:
     this process's angles, the scan's angle count and the processes that share the sum."""
 
     data: torch.Tensor  # (this process's angles, N, h/2, w/2) real
-    top_left: torch.Tensor  # (this process's angles, N, 2) long
+    top_left: torch.Tensor  # (this process's angles, N, 2) pixels on the coarse grid, float64
     operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle of this process
     n_angles: int  # Nθ of Eq. 3: the scan's angles, over all processes
     procs: Processes = dataclasses.field(default_factory=Processes)
+    bad: torch.Tensor | None = None  # (h/2, w/2) bool, True = bad detector pixel
+    saturation_level: float | None = None
 
 
 def coarse_shape(volume_shape, n_slabs: int) -> tuple[int, int, int]:
@@ -113,9 +119,10 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device,
     patterns = crop_patterns_center(scan.intensities[mine.start:mine.stop])
     data = torch.as_tensor(np.ascontiguousarray(patterns)).to(device, real)
     op = PtychoTomoOperator(grid, downsample_probe(scan.probe), scan.wavelength_m, device=device, dtype=real)
+    bad = None if scan.detector_mask is None else crop_patterns_center(scan.detector_mask)
     return CoarseProblem(data, torch.as_tensor(top_left, device=device),
                          [op.at(a) for a in np.deg2rad(scan.angles_deg[mine.start:mine.stop])],
-                         int(scan.n_angles), procs)
+                         int(scan.n_angles), procs, as_mask_tensor(bad, device), scan.saturation_level)
 
 
 def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad: bool = True,
@@ -138,7 +145,9 @@ def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad:
             for i in range(0, n_pos, batch):
                 t = transmission(leaf)
                 pred = far_field_intensity(op.multislice.exit_waves(t, prob.top_left[a, i:i + batch]))
-                loss = norm * ((pred - prob.data[a, i:i + batch]) ** 2).sum()
+                g = prob.data[a, i:i + batch]
+                weight = valid_pixels(g, prob.bad, prob.saturation_level)
+                loss = norm * ((pred - g) ** 2 if weight is None else (pred - g) ** 2 * weight).sum()
                 if with_grad:
                     loss.backward()
                 total += float(loss.detach())

@@ -57,6 +57,15 @@ class TwoStepSettings(Settings):
     probe_defocus_lr: float = Field(0.5, gt=0, description="Adam step of the probe's defocus correction as a "
                                     "fraction of the depth of field 2·dx²/λ")
     probe_start_epoch: int = Field(2, ge=0, description="epochs of object-only updates before the probe moves")
+    refine_positions: bool = Field(False, description="refine each angle's scan positions (per-position "
+                                   "least-squares shifts, applied as Fourier sub-pixel shifts of the probe; mean "
+                                   "shift kept 0)")
+    position_step: float = Field(1.0, gt=0, le=1, description="position refinement: the fraction of each "
+                                 "position's least-squares shift applied per update")
+    position_start_epoch: int = Field(3, ge=0, description="epochs before the positions move")
+    max_position_shift_px: float = Field(3.0, gt=0, description="largest position correction (pixels)")
+    saturation_level: float | None = Field(None, gt=0, description="counts at or above this are left out of the "
+                                           "loss (default: the scan file's saturation level, if any)")
     ramp: bool = Field(True, description="remove a linear phase ramp (else only the offset) fitted on empty pixels")
     align: bool = Field(False, description="reprojection cross-correlation alignment of the projections")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
@@ -71,15 +80,30 @@ def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def detector_and_positions(settings: TwoStepSettings, detector: tuple, positions: bool = True) -> dict:
+    """Keyword arguments of :func:`reconstruct_angles` for the scan's ``detector`` = (mask, saturation
+    level) and, with ``positions``, the position refinement settings."""
+    mask, level = detector
+    kw = {"bad_pixels": mask, "saturation_level": settings.saturation_level or level}
+    if positions:
+        kw.update(refine_positions=settings.refine_positions, position_step=settings.position_step,
+                  position_start_epoch=settings.position_start_epoch,
+                  max_position_shift_px=settings.max_position_shift_px)
+    return kw
+
+
 def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, theta_rad: float,
-                      wavelength_m: float, settings: TwoStepSettings, seed: int, device, Y: int) -> np.ndarray:
-    """One angle: ptychography, unwrapping, y crop, offset/ramp removal → ``(Y, width)`` radians."""
-    phase = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m, epochs=settings.epochs,
-                              batch_size=settings.batch_size, lr_rad=settings.lr_rad,
-                              refine_attenuation=settings.refine_attenuation, seed=seed, device=device)
+                      wavelength_m: float, settings: TwoStepSettings, seed: int, device, Y: int,
+                      detector: tuple = (None, None)) -> np.ndarray:
+    """One angle: ptychography, unwrapping, y crop, offset/ramp removal → ``(Y, width)`` radians.
+    ``detector``: the scan's (detector_mask, saturation_level)."""
+    phase, corners = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m,
+                                       epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
+                                       refine_attenuation=settings.refine_attenuation, seed=seed, device=device,
+                                       **detector_and_positions(settings, detector))
     pad = (grid.height - Y) // 2
     phase = unwrap_if_wrapped(phase)[pad:pad + Y]
-    lit = illumination(top_left, probe, grid.slice_shape)[pad:pad + Y]
+    lit = illumination(corners, probe, grid.slice_shape)[pad:pad + Y]
     return remove_offset_and_ramp(phase, empty_mask(lit), settings.ramp) * (lit > 0.01 * lit.max())
 
 
@@ -94,7 +118,9 @@ def n_workers(settings: TwoStepSettings, device: torch.device) -> int:
     return settings.workers or torch.get_num_threads()
 
 
-def _grid(scan: ScanData, settings: TwoStepSettings):
+def ptychography_grid(scan: ScanData, settings: TwoStepSettings):
+    """The slice grid of the per-angle ptychography: the volume's beam grid, grown until every window
+    fits (refined positions stay on it: a window at its edge does not move out)."""
     h, w = scan.intensities.shape[-2:]
     return beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), settings.n_slices).covering(scan.positions_m, (h, w))
 
@@ -138,19 +164,20 @@ def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | 
         if cache is not None and "probe_retrieved" in cache:
             return cache["probe_retrieved"][()]
         h, w = scan.intensities.shape[-2:]
-        grid = _grid(scan, settings)
+        grid = ptychography_grid(scan, settings)
         idx = probe_angle_indices(scan.angles_deg, settings.probe_angles)
         device = pick_device(settings.device)
         threads = torch.get_num_threads()
         if device.type == "cpu":  # one thread, as the angle workers: OpenMP threads stall on a busy machine
             torch.set_num_threads(1)
         try:
-            _, probe = reconstruct_angles(
+            probe = reconstruct_angles(
                 scan.intensities[idx], scan.probe, grid.top_left(scan.positions_m[idx], (h, w)), grid,
                 np.deg2rad(scan.angles_deg[idx]), scan.wavelength_m, epochs=settings.probe_epochs,
                 batch_size=settings.batch_size, lr_rad=settings.lr_rad, refine_attenuation=settings.refine_attenuation,
                 refine_probe=True, probe_lr=settings.probe_lr, defocus_lr=settings.probe_defocus_lr,
-                probe_start_epoch=settings.probe_start_epoch, device=device)
+                probe_start_epoch=settings.probe_start_epoch, device=device,
+                **detector_and_positions(settings, (scan.detector_mask, scan.saturation_level))).probe
         finally:
             torch.set_num_threads(threads)
         probe = probe.astype(np.complex64)
@@ -192,7 +219,7 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
     """
     h, w = scan.intensities.shape[-2:]
     probe = scan.probe if probe is None else probe
-    grid = _grid(scan, settings)
+    grid = ptychography_grid(scan, settings)
     Y = scan.volume_shape[1]
     device = pick_device(settings.device)
     out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
@@ -203,7 +230,8 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
 
     def args(i):
         return (scan.intensities[i], probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
-                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device, Y)
+                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device, Y,
+                (scan.detector_mask, scan.saturation_level))
 
     nw = min(n_workers(settings, device), len(todo))
     pool = None

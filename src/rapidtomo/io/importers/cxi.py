@@ -6,6 +6,7 @@ Read per entry (each ``/entry_N`` is one rotation angle; paths below are relativ
     instrument_1/detector_1/distance               sample-detector distance (m)
     instrument_1/detector_1/x_pixel_size, y_pixel_size   detector pixel (m), must be equal
     instrument_1/detector_1/mask                   (h, w), optional, nonzero = bad pixel
+    instrument_1/detector_1/saturation_value       optional: counts at or above it are unreliable
     instrument_1/source_1/energy (J) or wavelength (m)
     sample_1/geometry_1/translation or data_1/translation   (n_pos, 3) sample (x, y, z) in m
     instrument_1/source_1/illumination or image_1/data      probe (h, w) or (M, h, w), optional
@@ -14,9 +15,12 @@ Read per entry (each ``/entry_N`` is one rotation angle; paths below are relativ
 Conversions: probe position = −(sample translation); rapidtomo's (y, x) = (−t_y, −t_x) (CXI x
 is horizontal, y vertical, z along the beam, ignored); centred on the middle of the scanned
 range over all angles (the scan's centre on the rotation axis and mid-height) unless
-``center=False``; energy J → keV. Bad pixels (the union of the masks) are set to 0 and listed in
-``attrs["detector_bad_pixels"]`` as ``[row, col]`` pairs. The probe is taken as stored (on the
-object grid, pixel λz/(h·p)); without one in the files a probe file is required.
+``center=False``; energy J → keV. Bad pixels (the union of the masks) become the scan's
+``detector_mask`` (``/entry/instrument/detector_mask``, True = bad; every loss leaves them out)
+and their values are set to 0; negative counts elsewhere (background subtraction) are clipped to
+0; ``saturation_value`` (or ``saturation_level=``) becomes the scan's ``saturation_level``. The
+probe is taken as stored (on the object grid, pixel λz/(h·p)); without one in the files a probe
+file is required.
 """
 from __future__ import annotations
 
@@ -33,7 +37,6 @@ from .report import ImportReport, angle_from_csv, open_h5, read_angles_csv
 
 ELECTRON_VOLT_J = 1.602176634e-19
 DEFAULT_ANGLE_DATASET = "ptychodus/tomography_angle_deg"
-MAX_BAD_PIXELS = 2000  # listed in the scan's attributes (an HDF5 attribute holds ≤ 64 kB)
 
 _DATA = ("data_1/data", "instrument_1/detector_1/data")
 _DET = "instrument_1/detector_1/"
@@ -98,7 +101,8 @@ def _first(f, e: str, paths: tuple[str, ...]) -> str:
 
 @dataclass
 class _Entry:
-    """One angle as read from one ``/entry_N``: patterns, bad pixels, translations, geometry, angle, probe."""
+    """One angle as read from one ``/entry_N``: patterns, bad pixels, translations, geometry, angle, probe,
+    saturation level."""
 
     patterns: np.ndarray
     bad: np.ndarray
@@ -106,6 +110,7 @@ class _Entry:
     geometry: dict[str, tuple[float, str]]
     angle_deg: float | None
     probe: np.ndarray | None
+    saturation: float | None
 
 
 def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: ImportReport) -> _Entry:
@@ -119,8 +124,6 @@ def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: Import
     good = I[:, ~bad]
     if not np.all(np.isfinite(good)):
         raise UserError(f"{file}: {data} contains NaN or infinite values outside the mask")
-    if np.any(good < 0):
-        raise UserError(f"{file}: {data} contains negative values outside the mask")
     report.add(data, np.where(bad, np.nan, I), "photons (range outside the mask)", file)
     tpath = _first(f, e, _TRANSLATION)
     t = report.read(f, file, *(f"/{e}/{p}" for p in _TRANSLATION), unit="m", ndim=2)
@@ -144,13 +147,19 @@ def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: Import
         if a is None:
             raise UserError(f"{file}: missing dataset /{e}/{angle_dataset} (the rotation angle; or give --angles-csv)")
         angle = float(a)
-    return _Entry(I, bad, t, geo, angle, _entry_probe(f, e, file, I.shape[1:], report))
+    sat = report.read(f, file, f"/{e}/{_DET}saturation_value", unit="photons", ndim=0, required=False)
+    if sat is not None and not (np.isfinite(sat) and sat > 0):
+        raise UserError(f"{file}: /{e}/{_DET}saturation_value must be a positive count, got {sat}")
+    return _Entry(I, bad, t, geo, angle, _entry_probe(f, e, file, I.shape[1:], report),
+                  None if sat is None else float(sat))
 
 
 def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAULT_ANGLE_DATASET,
-             probe_file=None, center: bool = True, report: ImportReport | None = None) -> ScanData:
+             probe_file=None, center: bool = True, saturation_level: float | None = None,
+             report: ImportReport | None = None) -> ScanData:
     """Read CXI files into a :class:`ScanData` on the grid ``volume_shape (Z, Y, X)``.
 
+    ``saturation_level`` (photons) overrides the files' ``saturation_value``.
     Voxel size: dy = dx = the object pixel λz/(w·p) of the detector geometry, dz = dx.
     Raises :class:`UserError` (file and field) for anything missing, inconsistent or implausible.
     """
@@ -198,6 +207,15 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
     bad = np.logical_or.reduce([en.bad for en in entries])
     intensities = np.stack([en.patterns for en in entries]).astype(np.float32)
     intensities[:, :, bad] = 0
+    negative = intensities < 0
+    if negative.any():
+        intensities[negative] = 0
+        report.note(f"{int(negative.sum())} negative counts outside the mask (background subtraction?) clipped to 0")
+    levels = {en.saturation for en in entries if en.saturation is not None}
+    if saturation_level is None and levels:
+        saturation_level = min(levels)
+        report.note(f"saturation level {saturation_level:g} photons from {_DET}saturation_value: counts at or "
+                    "above it are left out of every loss")
     t = np.stack([en.translation for en in entries])
     positions = np.stack([-t[..., 1], -t[..., 0]], -1)  # probe (y, x) = −(sample t_y, t_x)
     if center:
@@ -208,17 +226,15 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
     attrs = {"imported_from": "cxi", "sources": [str(s) for s in files]}
     n_bad = int(bad.sum())
     if n_bad:
-        if n_bad > MAX_BAD_PIXELS:
-            raise UserError(f"{files[0]}: /entry_1/{_DET}mask has {n_bad} bad pixels, more than the "
-                            f"{MAX_BAD_PIXELS} a scan file's attributes can list (needs a mask dataset in io/scan.py)")
-        attrs["detector_bad_pixels"] = np.argwhere(bad).tolist()
-        report.note(f"{n_bad} bad detector pixels (mask nonzero) set to 0 and listed in detector_bad_pixels")
+        report.note(f"{n_bad} bad detector pixels (mask nonzero) set to 0 and kept as /entry/instrument/"
+                    "detector_mask: every loss leaves them out")
     report.note("energy converted J → keV; positions: probe (y, x) = −(sample translation y, x), CXI z ignored")
     E, z, p = geometry["energy"][0], geometry["distance"][0], geometry["x_pixel"][0]
     dx = object_pixel_size_m(E, z, p, w)
     report.add("object pixel λz/(w·p)", dx, "m")
     try:
         return ScanData(intensities, positions, np.array([en.angle_deg for en in entries]), probe.astype(np.complex64),
-                        E, z, p, tuple(volume_shape), (dx, dx, dx), attrs)
+                        E, z, p, tuple(volume_shape), (dx, dx, dx), attrs,
+                        detector_mask=bad if n_bad else None, saturation_level=saturation_level)
     except ValueError as err:
         raise UserError(f"{files[0]}: {err}") from None
