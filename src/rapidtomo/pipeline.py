@@ -26,7 +26,7 @@ from .stages import run_approximant, run_evaluate, run_predict, run_simulate, ru
 
 
 # the network's inputs in a pipeline unless [train] inputs says otherwise (docs/network.md, "Inputs")
-PIPELINE_INPUTS = ["approximant"]
+PIPELINE_INPUTS = ["approximant", "sart"]
 
 
 class PipelineSettings(Settings):
