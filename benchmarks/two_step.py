@@ -63,6 +63,8 @@ def main():
         probe = {"retrieved": lambda: retrieve_probe(scan, st), "true": lambda: scan.true_probe,
                  "guess": lambda: scan.probe}[args.probe]()
         P = phase_projections(scan, st, probe=probe)
+        top = (P.shape[1] - scan.volume_shape[1]) // 2
+        P = P[:, top:top + scan.volume_shape[1]]  # the volume's rows of the slice grid
         t_p = time.perf_counter() - t
         n_pat = scan.intensities.shape[0] * scan.intensities.shape[1]
         print(f"  {name}: {t_p:.1f} s for {scan.n_angles} angles, "

@@ -17,7 +17,8 @@ def test_ablation_over_seeds_averages_each_variant(tmp_path):
     a = gaussian_filter(g, (1, 2, 2))[:, ::2, ::2] + 0.1 * rng.standard_normal((4, 16, 40)).astype(np.float32)
     write_volume(tmp_path / "approximant.h5", Volume(a, (2e-8,) * 3))
     write_volume(tmp_path / "golden.h5", Volume(g, (2e-8, 1e-8, 1e-8)))
-    train = {"widths": [2, 4], "rates": [1, 2], "z_rates": [2, 3], "patch": 8, "epochs": 1}
+    train = {"widths": [2, 4], "rates": [1, 2], "z_rates": [2, 3], "patch": 8, "epochs": 1,
+             "inputs": ["approximant"]}  # the pipeline default takes sart.h5 too
     (tmp_path / "pipeline_settings.json").write_text(json.dumps({"pipeline": {"seed": 0}, "train": train}))
     records = ablation(tmp_path, ["A", "E"], seeds=[0, 1, 2])
     assert [r["variant"] for r in records] == ["A", "E"]
@@ -43,7 +44,8 @@ def test_ablation_scores_the_held_out_part_against_the_truth_and_the_golden(tmp_
     write_volume(tmp_path / "approximant.h5", Volume(a, (2e-8,) * 3))
     write_volume(tmp_path / "golden.h5", Volume(golden, (2e-8, 1e-8, 1e-8)))
     write_volume(tmp_path / "phantom.h5", Volume(truth, (2e-8, 1e-8, 1e-8)))
-    train = {"widths": [2, 4], "rates": [1, 2], "z_rates": [2, 3], "patch": 8, "epochs": 1, "train_fraction": 0.5}
+    train = {"widths": [2, 4], "rates": [1, 2], "z_rates": [2, 3], "patch": 8, "epochs": 1, "train_fraction": 0.5,
+             "inputs": ["approximant"]}
     (tmp_path / "pipeline_settings.json").write_text(json.dumps({"pipeline": {"seed": 0}, "train": train}))
     [r] = ablation(tmp_path, ["E"], seeds=[3])
     pred = {"rapid": predict(tmp_path / "ablation" / "model_E.pt", Volume(a, (2e-8,) * 3))}

@@ -234,7 +234,8 @@ def test_pretrain_command_end_to_end(tmp_path, capsys):
 def _ctx(tmp_path, pretrain: dict):
     from rapidtomo.pipeline import Context, load_pipeline_config, stage_settings
     config = {"simulate": {"shape": [8, 16, 32], "detector_size": 16, "n_reduced": 2, "n_nominal": 2},
-              "approximant": {"iterations": 1, "n_slabs": 2}, "pretrain": pretrain}
+              "approximant": {"iterations": 1, "n_slabs": 2}, "pretrain": pretrain,
+              "train": {"inputs": ["approximant"]}}  # corpora hold approximants only
     _, pipe = load_pipeline_config(None)
     return Context(tmp_path, config, pipe, stage_settings(config, pipe))
 

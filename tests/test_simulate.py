@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rapidtomo.cli import main
-from rapidtomo.io import Volume, read_scan, read_volume, write_volume
+from rapidtomo.io import Volume, read_scan, read_volume, write_scan, write_volume
 from rapidtomo.simulate import SimulateSettings, simulate
 
 
@@ -141,3 +141,20 @@ def test_position_error_statistics():
     np.testing.assert_allclose(np.sqrt(np.mean(d**2, axis=1)), 1.0)
     # slow: neighbours in the scan differ far less than the drift itself
     assert np.sqrt(np.mean(np.diff(d, axis=1) ** 2)) < 0.2
+def test_drift_moves_the_sample_not_the_positions_and_is_recorded(tmp_path):
+    ph = blocks()
+    _, still, _ = simulate(tiny(photons=0, field_margin_px=4), ph)
+    _, moved, red = simulate(tiny(photons=0, drift_px=1.5, axis_offset_px=1.0, field_margin_px=4), ph)
+    np.testing.assert_array_equal(moved.positions_m, still.positions_m)  # the same field: 4 px of margin hold the drift
+    shift = moved.sample_shift_m / ph.voxel_size_m[2]
+    assert shift.shape == (moved.n_angles, 2) and red.sample_shift_m.shape == (red.n_angles, 2)
+    assert np.abs(shift[:, 0]).max() == pytest.approx(1.5) and np.abs(shift[:, 1] - 1.0).max() == pytest.approx(1.5)
+    assert not np.allclose(moved.intensities, still.intensities, rtol=1e-3)
+    write_scan(tmp_path / "s.h5", moved)
+    np.testing.assert_array_equal(read_scan(tmp_path / "s.h5").sample_shift_m, moved.sample_shift_m)
+    assert "sample_shifts" in moved.attrs["simulation"] and still.sample_shift_m is None
+
+
+def test_drift_needs_the_fine_model():
+    with pytest.raises(ValueError, match="model = 'fine'"):
+        SimulateSettings(model="fast", drift_px=1.0)

@@ -26,7 +26,7 @@ from .stages import run_approximant, run_evaluate, run_predict, run_simulate, ru
 
 
 # the network's inputs in a pipeline unless [train] inputs says otherwise (docs/network.md, "Inputs")
-PIPELINE_INPUTS = ["approximant"]
+PIPELINE_INPUTS = ["approximant", "sart"]
 
 
 class PipelineSettings(Settings):
@@ -251,18 +251,30 @@ def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
 
 def _golden(ctx: Context) -> dict:
     nominal, _ = scan_paths(ctx)
-    run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden", ctx.path(rundir.GOLDEN_CACHE),
-                 probe_path=ctx.path(rundir.GOLDEN_PROBE))
+    r = run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden",
+                     ctx.path(rundir.GOLDEN_CACHE), probe_path=ctx.path(rundir.GOLDEN_PROBE))
+    if r.get("alignment"):
+        ctx.log(f"[golden] {r['alignment']}")
     return {}
 
 
 def _baseline(method: str):
     def run(ctx: Context) -> dict:
         _, reduced = scan_paths(ctx)
-        run_two_step(reduced, ctx.path(rundir.baseline(method)), ctx.settings[method], "baseline",
-                     ctx.path(rundir.BASELINE_CACHE))
+        r = run_two_step(reduced, ctx.path(rundir.baseline(method)), ctx.settings[method], "baseline",
+                         ctx.path(rundir.BASELINE_CACHE))
+        if r.get("alignment"):
+            ctx.log(f"[{method}] {r['alignment']}")
         return {}
     return run
+
+
+def approximant_shifts(ctx: Context) -> str | None:
+    """The run-dir volume whose alignment the approximant takes: the first baseline's, when the
+    baselines align (the same reduced scan as the approximant's), else None."""
+    first = ctx.pipeline.baselines[0] if ctx.pipeline.baselines else None
+    settings = ctx.settings.get(first)
+    return rundir.baseline(first) if settings is not None and settings.align else None
 
 
 def approximant_probe(ctx: Context) -> Path | None:
@@ -277,7 +289,9 @@ def _approximant(ctx: Context) -> dict:
     if probe is None:
         ctx.log(f"[approximant] the golden standard {ctx.pipeline.golden} was made elsewhere, so no retrieved "
                 f"probe: using the reduced scan's /entry/probe ({reduced}) as exact")
-    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"], probe_path=probe)
+    shifts = approximant_shifts(ctx)
+    r = run_approximant(reduced, ctx.path(rundir.APPROXIMANT), ctx.settings["approximant"], probe_path=probe,
+                        shifts_path=ctx.path(shifts) if shifts else None)
     return {"loss_history": r["loss_history"], "probe_source": r["probe_source"]}
 
 
@@ -410,8 +424,9 @@ def build_stages(ctx: Context) -> list[Stage]:
         stages.append(Stage(m, scans, [rundir.baseline(m)], {**sec("golden"), **sec("baseline"), "method": m},
                             _baseline(m), [str(reduced)] if user_scans else []))
     probe_in = [] if p.golden else [rundir.GOLDEN_PROBE]
-    stages.append(Stage("approximant", scans + probe_in, [rundir.APPROXIMANT], sec("approximant"), _approximant,
-                        [str(reduced)] if user_scans else []))
+    shifts_in = [s for s in [approximant_shifts(ctx)] if s]
+    stages.append(Stage("approximant", scans + probe_in + shifts_in, [rundir.APPROXIMANT], sec("approximant"),
+                        _approximant, [str(reduced)] if user_scans else []))
     golden_in = [] if p.golden else [rundir.GOLDEN]
     train_key = {**sec("train"), "seed": p.seed}
     pretrained, why = pretrain_enabled(ctx)

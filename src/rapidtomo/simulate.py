@@ -15,8 +15,11 @@ as ``ScanData.true_probe`` (``/entry/simulation/true_probe``). Likewise the posi
 ``position_error_px`` / ``position_drift_px`` the probe really is at the nominal positions plus
 errors (:func:`rapidtomo.physics.scanning.position_errors`, sub-pixel, applied by the models' Fourier
 shift of the probe), those true positions go to ``/entry/simulation/true_positions_m`` and
-``/entry/data/positions_m`` holds the nominal ones, as a stage's readings would. ``/entry``
-attribute ``simulation`` records how the data were made.
+``/entry/data/positions_m`` holds the nominal ones, as a stage's readings would. Optionally the
+sample drifts (a random shift across the beam per angle) and the rotation axis is off the scan's
+centre: the sample moves (the fine model evaluates its spline at the shifted points), the true
+shifts are kept as ``/entry/simulation/sample_shift_m``. ``/entry`` attribute ``simulation``
+records how the data were made.
 """
 from __future__ import annotations
 
@@ -32,8 +35,8 @@ from pydantic import Field, model_validator
 from .config import Settings
 from .device import pick_device
 from .io import ScanData, Volume
-from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel, object_pixel_size_m,
-                               wavelength_m)
+from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel,
+                               object_pixel_size_m, split_sample_shifts, wavelength_m)
 from .physics.noise import poisson_noise
 from .physics.operator import scan_intensities
 from .physics import reference
@@ -83,6 +86,12 @@ class SimulateSettings(Settings):
     theta_max_nominal_deg: float | None = Field(
         None, gt=0, le=180, description="angular range of the nominal scan (default: theta_max_deg, as in the "
         "paper); 180 removes the missing wedge from the golden standard")
+    drift_px: float = Field(0.0, ge=0, description="the sample drifts: a random shift across the beam (y and x') "
+                            "at every angle, seeded, the largest this many pixels per axis; 0: no drift")
+    axis_offset_px: float = Field(0.0, description="the rotation axis this many pixels (x') off the scan's centre")
+    field_margin_px: int = Field(0, ge=0, description="scan at least this many pixels (rounded up to even) beyond "
+                                 "the sample's widest shadow on every side; the scan always leaves room for "
+                                 "drift_px (y) and drift_px + |axis_offset_px| (x')")
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
@@ -94,6 +103,9 @@ class SimulateSettings(Settings):
 
     @model_validator(mode="after")
     def _check(self):
+        if self.model == "fast" and (self.drift_px or self.axis_offset_px):
+            raise ValueError("drift_px and axis_offset_px need model = 'fine' (the fast model, the reconstruction "
+                             "operator, has no sample shift)")
         if self.detector_size % 4:
             raise ValueError("detector_size must be a multiple of 4 (the approximant halves it)")
         if self.detector_distance_m is not None:
@@ -115,11 +127,10 @@ class FineModel:
     """The reference model of one volume, built once and applied per angle (see :mod:`physics.reference`)."""
 
     def __init__(self, volume: Volume, settings: SimulateSettings, probe: np.ndarray):
-        n = settings.detector_size
         self.grid = physics_grid(volume, settings, 1)
-        self.phase = reference.spline_volume(volume.data, self.grid)
+        self.phase = reference.spline_volume(volume.data)
         self.attenuation = (None if volume.attenuation is None
-                            else reference.spline_volume(volume.attenuation, self.grid))
+                            else reference.spline_volume(volume.attenuation))
         self.probe = reference.upsample_probe(probe)
         self.wavelength_m = wavelength_m(settings.energy_kev)
         self.samples_per_slab = 1
@@ -135,10 +146,10 @@ class FineModel:
             self.phase, self.attenuation, np.deg2rad(np.asarray(angles_deg)[picks]), self.grid, self.probe,
             central, self.wavelength_m, tolerance)
 
-    def intensities(self, theta_rad: float, top_left: np.ndarray) -> np.ndarray:
-        """Noiseless detector intensities ``(N, n, n)`` at one angle."""
+    def intensities(self, theta_rad: float, top_left: np.ndarray, shift_px=(0.0, 0.0)) -> np.ndarray:
+        """Noiseless detector intensities ``(N, n, n)`` at one angle, the sample shifted by ``shift_px (y, x')``."""
         return reference.angle_intensities(self.phase, self.attenuation, theta_rad, self.grid, self.probe,
-                                           top_left, self.wavelength_m, self.samples_per_slab)
+                                           top_left, self.wavelength_m, self.samples_per_slab, shift_px=shift_px)
 
     def record(self) -> dict:
         """How the data were simulated (the scan file's ``simulation`` attribute)."""
@@ -164,15 +175,19 @@ def forward_engine() -> str:
 
 def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
               rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
-              fine: FineModel | None = None) -> ScanData:
+              fine: FineModel | None = None, shifts_px: np.ndarray | None = None) -> ScanData:
     """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
 
     ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
     :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
-    chosen); the fine model is built here otherwise.
+    chosen); the fine model is built here otherwise. ``shifts_px (n_angles, 2)``: the sample's
+    shift (y, x') at each angle (:func:`sample_shifts_px`; fine model only), kept as the scan's
+    ``sample_shift_m``; the positions written are the nominal ones.
     """
     n = settings.detector_size
-    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), settings.n_slabs, multiple=4)
+    if shifts_px is not None and settings.model == "fast":
+        raise ValueError("sample shifts need the fine model")
+    grid = scan_grid(volume, settings, settings.n_slabs)
     top_left = scan_positions(grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
     nominal_m = grid.positions_m(top_left, (n, n))
     physics = fine.grid if fine is not None and settings.model == "fine" else physics_grid(volume, settings,
@@ -192,9 +207,14 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
             fine.converge_slabs(angles_deg, nominal_tl, settings.slab_tolerance)
         intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
         for i in bar(range(len(angles_deg))):
+            shift = (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i])
             intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
-                                           true_tl[i] if true_tl.ndim == 3 else true_tl)
+                                              true_tl[i] if true_tl.ndim == 3 else true_tl, shift)
         record = fine.record()
+        if shifts_px is not None:
+            record["sample_shifts"] = (f"drift up to {settings.drift_px:g} px in y and x' (uniform, seeded, no "
+                                       f"rigid part), rotation axis at x' = {settings.axis_offset_px:g} px; "
+                                       f"/entry/simulation/sample_shift_m")
     if true_tl.ndim == 3:
         err = true_tl - nominal_tl[None]
         record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
@@ -212,7 +232,39 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
                     volume.voxel_size_m,
                     {"simulated": True, "simulation": record, "settings": settings.to_dict()},
                     true_probe=probe.astype(np.complex64),
-                    true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)))
+                    true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)),
+                    sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
+
+
+def scan_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
+    """The slice grid the probe scans: the volume's beam grid, widened by the largest sample shift.
+
+    A margin of the drift (y) and the drift plus the axis offset (x'), at least ``field_margin_px``,
+    rounded up to even pixels on each side, so the shifted sample stays inside the scanned field
+    (with air around it) as in an experiment planned for it; positions keep mapping onto the
+    approximant's 2x coarser grid.
+    """
+    n = settings.detector_size
+    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), n_slabs, multiple=4)
+    my = 2 * math.ceil(max(settings.drift_px, settings.field_margin_px) / 2)
+    mx = 2 * math.ceil(max(settings.drift_px + abs(settings.axis_offset_px), settings.field_margin_px) / 2)
+    return dataclasses.replace(grid, height=grid.height + 2 * my, width=grid.width + 2 * mx)
+
+
+def sample_shifts_px(angles_deg: np.ndarray, drift_px: float, axis_offset_px: float,
+                     rng: np.random.Generator) -> np.ndarray:
+    """The sample's shift ``(n_angles, 2)`` (y, x') across the beam at each angle (pixels).
+
+    A uniform random drift per angle and axis with its rigid part removed (the mean y, and the
+    parts 1, cosθ, sinθ of x': :func:`~rapidtomo.physics.geometry.split_sample_shifts`; that part
+    would be the sample sitting elsewhere, or the axis offset), scaled so the largest is
+    ``drift_px`` per axis; plus ``axis_offset_px`` in x' at every angle.
+    """
+    drift = split_sample_shifts(rng.uniform(-1, 1, (len(angles_deg), 2)), angles_deg).drift
+    peak = np.abs(drift).max(0)
+    drift *= np.divide(drift_px, peak, out=np.zeros(2), where=peak > 1e-12)
+    drift[:, 1] += axis_offset_px
+    return drift
 
 
 def position_margin_px(settings: SimulateSettings) -> int:
@@ -222,10 +274,9 @@ def position_margin_px(settings: SimulateSettings) -> int:
 
 
 def physics_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
-    """The slice grid the simulator computes on: the volume's beam grid, grown by
+    """The slice grid the simulator computes on: the scanned grid (:func:`scan_grid`), grown by
     :func:`position_margin_px` on every side (the same centre, so positions in metres agree)."""
-    n = settings.detector_size
-    grid = beam_grid(volume.shape, volume.voxel_size_m, (n, n), n_slabs, multiple=4)
+    grid = scan_grid(volume, settings, n_slabs)
     m = position_margin_px(settings)
     return dataclasses.replace(grid, height=grid.height + 2 * m, width=grid.width + 2 * m)
 
@@ -307,8 +358,13 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
         fine = FineModel(phantom, settings, probe)
         top_left = scan_positions(fine.grid.slice_shape, (n, n), settings.scan_steps_px, pattern=settings.scan_pattern)
         fine.converge_slabs(np.concatenate([nominal_angles, reduced_angles]), top_left, settings.slab_tolerance)
-    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine)
-    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine)
+    shifts = [None, None]
+    if settings.drift_px or settings.axis_offset_px:
+        drift_rng = np.random.default_rng(settings.seed + 2)  # apart from the noise's: a drift leaves it as it was
+        shifts = [sample_shifts_px(a, settings.drift_px, settings.axis_offset_px, drift_rng)
+                  for a in (nominal_angles, reduced_angles)]
+    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine, shifts[0])
+    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine, shifts[1])
     for s, kind in ((nominal, "nominal"), (reduced, "reduced")):
         s.attrs["acquisition"] = kind
         s.attrs["phantom"] = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})

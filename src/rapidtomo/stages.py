@@ -114,9 +114,11 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     cached in ``cache_path`` (default ``OUT.cache.h5``) so a crashed run resumes. ``probe_path``,
     if given, receives the probe used at every angle (retrieved from the scan's guess unless
     ``refine_probe`` is off; HDF5 ``/probe``, docs/formats.md), for ``rapidtomo approximant --probe``.
+    With ``align``, the shifts found go to the volume's attrs and the sidecar (``alignment``, for
+    ``rapidtomo approximant --shifts``) and the returned ``alignment`` line is logged.
     ``dry_run``: return the memory and time estimate without reading or writing anything."""
     from .device import pick_device
-    from .recon.two_step import n_workers, two_step
+    from .recon.two_step import alignment_summary, n_workers, two_step
     workers = n_workers(settings, pick_device(settings.device))
     est = estimate.preflight(estimate.estimate_two_step(estimate.ScanShape.from_file(scan_path), settings, stage,
                                                         workers))
@@ -127,6 +129,9 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     with timer("read"):
         scan = read_scan(scan_path)
     notes = [n for n in [depth_of_field_note(scan, settings.n_slices)] if n]
+    if scan.sample_shift_m is not None and not settings.align:
+        notes.append("the scan records a simulated drift or axis offset (/entry/simulation/sample_shift_m) but "
+                     "align is off: the projections are reconstructed as they are")
     for n in notes:
         log.warning(f"{scan_path}: {n}")
     try:
@@ -138,11 +143,17 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
     with timer("write"):
         write_volume(out, vol)
-    timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], tomography=vol.attrs["seconds_tomography"])
+    timer.seconds.update(ptychography=vol.attrs["seconds_ptychography"], alignment=vol.attrs["seconds_alignment"],
+                         tomography=vol.attrs["seconds_tomography"])
+    alignment = vol.attrs.get("alignment")
+    line = None if alignment is None else alignment_summary(alignment)
+    if line:
+        log.info(f"{scan_path}: {line}")
     write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
-                   {"sources": [str(scan_path)], "notes": notes,
+                   {"sources": [str(scan_path)], "notes": notes, "alignment": alignment,
                     "probe_out": str(probe_path) if probe_path is not None else None})
-    return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes}
+    return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes,
+            "alignment": line}
 
 
 def depth_of_field_note(scan, n_slices: int) -> str | None:
@@ -213,14 +224,61 @@ def read_probe_file(path: str | Path, scan) -> tuple[Any, str]:
     return probe.astype(np.complex64), name
 
 
+def read_shifts_file(path: str | Path, scan) -> Any:
+    """The sample shifts ``(n_angles, 2)`` (y, x', m) an alignment of ``scan`` found, from ``path``.
+
+    ``path`` is a two-step volume made with ``align`` (attribute ``alignment``) or its JSON sidecar
+    (key ``alignment``; docs/formats.md); its angles must be the scan's (1e-6°).
+
+    Raises
+    ------
+    UserError
+        The file is missing or unreadable, holds no alignment, or was aligned on other angles.
+    """
+    import numpy as np
+
+    from .io import open_volume
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: shifts file not found")
+    try:
+        if path.suffix == ".json":
+            record = json.loads(path.read_text()).get("alignment")
+        else:
+            with open_volume(path) as v:
+                record = v.attrs.get("alignment")
+        if isinstance(record, str):
+            record = json.loads(record)
+    except (OSError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: not a readable volume or JSON sidecar ({type(e).__name__}: {e})") from None
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: no alignment record (make it with rapidtomo baseline/golden --align)")
+    try:
+        angles = np.asarray(record["angles_deg"], dtype=np.float64)
+        shifts = np.asarray(record["shift_m"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: alignment record lacks angles_deg or shift_m ({e})") from None
+    if angles.shape != scan.angles_deg.shape or not np.allclose(angles, scan.angles_deg, rtol=0, atol=1e-6):
+        raise UserError(f"{path}: alignment angles_deg ({len(angles)} angles) are not the scan's "
+                        f"({scan.n_angles} angles): align the same scan")
+    if shifts.shape != (len(angles), 2) or not np.all(np.isfinite(shifts)):
+        raise UserError(f"{path}: alignment shift_m must be finite (n_angles, 2) = {(len(angles), 2)}, "
+                        f"has shape {shifts.shape}")
+    return shifts
+
+
 def run_approximant(scan_path: str | Path, out: str | Path, settings,
-                    probe_path: str | Path | None = None, dry_run: bool = False) -> dict[str, Any]:
+                    probe_path: str | Path | None = None, dry_run: bool = False,
+                    shifts_path: str | Path | None = None) -> dict[str, Any]:
     """The approximant of the scan file ``scan_path`` into the volume file ``out``, from
     :class:`~rapidtomo.recon.ApproximantSettings`; the sidecar holds the loss history.
 
     The probe is the one in ``probe_path`` (:func:`read_probe_file`: the golden standard's
     retrieved probe, as in the paper, or a scan file's), else the scan's own ``/entry/probe``.
     The volume's attribute ``probe_source`` (and the sidecar's) names it as ``FILE:DATASET``.
+    ``shifts_path``: the alignment of the same scan by the two-step baseline
+    (:func:`read_shifts_file`); the probe positions relative to the sample then follow the
+    sample's shifts (attribute and sidecar ``shifts_source``).
     Under torchrun the processes split the angles and rank 0 alone writes; ``dry_run`` returns
     the memory and time estimate without reading or writing anything."""
     from .recon.approximant import approximant
@@ -236,22 +294,27 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings,
             probe_source = f"{probe_path}:{dataset}"
         else:
             probe_source = f"{scan_path}:/entry/probe"
+        shifts = None if shifts_path is None else read_shifts_file(shifts_path, scan)
     try:
         with timer("approximant"):
-            vol = approximant(scan, settings)
+            vol = approximant(scan, settings, shifts)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     hist = vol.attrs["loss_history"]
-    sources = [str(scan_path)] + ([str(probe_path)] if probe_path is not None else [])
+    sources = [str(p) for p in (scan_path, probe_path, shifts_path) if p is not None]
+    shifts_source = None if shifts_path is None else str(shifts_path)
     if env_rank() == 0:  # under torchrun every process has the volume; one writes it
         vol.attrs.update(provenance(settings.to_dict(), sources))
         vol.attrs["geometry"] = json.dumps(scan_geometry(scan, settings))
         vol.attrs["probe_source"] = probe_source
+        if shifts_source:
+            vol.attrs["shifts_source"] = shifts_source
         with timer("write"):
             write_volume(out, vol)
         write_run_info(info_path(out), "approximant", settings.to_dict(), timer.seconds,
                        {"loss_history": hist, "shape": list(vol.shape), "voxel_size_m": list(vol.voxel_size_m),
-                        "world_size": vol.attrs["world_size"], "sources": sources, "probe_source": probe_source})
+                        "world_size": vol.attrs["world_size"], "sources": sources, "probe_source": probe_source,
+                        "shifts_source": shifts_source})
     return {"shape": vol.shape, "loss_history": hist, "timings": timer.seconds, "probe_source": probe_source}
 
 

@@ -95,3 +95,48 @@ def test_the_golden_standards_probe_goes_to_the_approximant(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, err
     assert a.stat().st_mtime_ns == before
+
+
+def test_aligned_baseline_reports_shifts_and_the_approximant_takes_them(tmp_path, capsys):
+    """``--align``: the shifts found go to the volume and its sidecar, with the error against the
+    simulated ones, and a line on the terminal; ``rapidtomo approximant --shifts`` takes them (from
+    either file) and refuses an alignment of other angles, one line, exit 2, nothing written."""
+    ph = analytic_phantom((8, 8, 24), (28e-9,) * 3, seed=1)
+    s = SimulateSettings(shape=ph.shape, n_nominal=4, n_reduced=5, photons=1e5, detector_size=16, drift_px=2.0,
+                         axis_offset_px=1.0)
+    _, nom, red = simulate(s, ph)
+    nom_path, red_path = write_scan(tmp_path / "nominal.h5", nom), write_scan(tmp_path / "reduced.h5", red)
+    base = tmp_path / "fbp.h5"
+    assert main(["baseline", str(red_path), "--method", "fbp", "-o", str(base), "--epochs", "2", "--align",
+                 "--align-iterations", "2"]) == 0
+    assert "rotation axis" in capsys.readouterr().out
+    rec = json.loads(base.with_suffix(".json").read_text())["alignment"]
+    assert np.shape(rec["shift_m"]) == (5, 2) and rec["angles_deg"] == red.angles_deg.tolist()
+    assert set(rec["error_rms_m"]) == {"y", "x", "rms"} and rec["pixel_m"] == 28e-9
+    assert json.loads(read_volume(base).attrs["alignment"])["axis_offset_m"] == rec["axis_offset_m"]
+    for shifts in (base, base.with_suffix(".json")):
+        out = tmp_path / f"a_{shifts.suffix[1:]}.h5"
+        assert main(["approximant", str(red_path), "-o", str(out), "--shifts", str(shifts)]) == 0
+        assert read_volume(out).attrs["shifts_source"] == str(shifts)
+    capsys.readouterr()
+    bad = tmp_path / "other.h5"
+    assert main(["approximant", str(nom_path), "-o", str(bad), "--shifts", str(base)]) == 2
+    err = capsys.readouterr().err
+    assert "angles_deg" in err and len(err.strip().splitlines()) == 1 and not bad.exists()
+
+
+def test_shifts_move_the_approximants_probe_positions():
+    import torch
+
+    from rapidtomo.recon.approximant import ApproximantSettings, build_problem
+    ph = analytic_phantom((8, 8, 24), (28e-9,) * 3, seed=1)
+    _, _, red = simulate(SimulateSettings(shape=ph.shape, n_nominal=2, n_reduced=2, photons=0, detector_size=16,
+                                          field_margin_px=4), ph)
+    shift = np.array([[2.0, -4.0], [0.3, 6.5]]) * 28e-9
+    plain = build_problem(red, ApproximantSettings(), torch.device("cpu")).top_left.numpy()
+    moved = build_problem(red, ApproximantSettings(), torch.device("cpu"), sample_shift_m=shift).top_left.numpy()
+    # the probe sat at position − shift relative to the sample (coarse pixels of 56 nm); the grid's growth
+    # for the shifted positions is common to both angles
+    moves = moved - plain
+    np.testing.assert_allclose(moves, np.broadcast_to(moves[:, :1], moves.shape), atol=1e-9)
+    np.testing.assert_allclose(moves[1, 0] - moves[0, 0], -(shift[1] - shift[0]) / 56e-9, atol=1e-9)

@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "probe (rapidtomo golden --probe-out, golden_probe.h5 in a run directory; as in the paper) or "
                    "a scan file's /entry/probe (default: the scan's own /entry/probe, for simulated scans a "
                    "deliberately wrong guess)")
+    p.add_argument("--shifts", type=Path, metavar="FILE", help="the sample's shifts per angle as the two-step "
+                   "baseline of the same scan found them (rapidtomo baseline --align: its volume file or OUT.json); "
+                   "the probe positions relative to the sample follow them (default: none, the sample did not move)")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [approximant])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
     add_dry_run_argument(p)
@@ -34,7 +37,8 @@ def run(args) -> int:
     from ..stages import run_approximant
     cls = _settings_class()
     settings = build_settings(cls, "approximant", args.config, settings_overrides(args, cls.model_fields))
-    r = run_approximant(args.scan, args.out, settings, probe_path=args.probe, dry_run=args.dry_run)
+    r = run_approximant(args.scan, args.out, settings, probe_path=args.probe, dry_run=args.dry_run,
+                        shifts_path=args.shifts)
     if args.dry_run or env_rank() != 0:
         return 0
     hist = r["loss_history"]

@@ -42,4 +42,6 @@ def run(args, section: str = SECTION, defaults: dict = DEFAULTS) -> int:
         return 0
     print(f"wrote {args.out} {r['shape']} ({settings.method.upper()}, {r['n_angles']} angles) in "
           f"{r['timings']['two_step']:.1f} s" + (f"; probe used: {probe_out}" if probe_out else ""))
+    if r["alignment"]:
+        print(r["alignment"])
     return 0

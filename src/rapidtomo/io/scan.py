@@ -17,6 +17,8 @@ HDF5 layout (CXI-like, docs/formats.md)::
                                  patterns (/entry/probe is then the reconstruction's initial guess)
     /entry/simulation/true_positions_m  like positions_m, simulated data only: where the probe really
                                  was (/entry/data/positions_m are then the nominal positions)
+    /entry/simulation/sample_shift_m (n_angles, 2), simulated drifting data only: the sample's true
+                                 shift (y, x') across the beam at each angle, drift plus axis offset
     /entry attributes: simulation (how the data were simulated, JSON), provenance
 """
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ScanData:
     detector_mask: np.ndarray | None = None  # (h, w) bool, True = bad pixel
     saturation_level: float | None = None
     true_positions_m: np.ndarray | None = None  # (n_angles, n_pos, 2), simulation only
+    sample_shift_m: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.intensities = np.asarray(self.intensities)
@@ -69,6 +72,8 @@ class ScanData:
             self.true_positions_m = np.asarray(self.true_positions_m, dtype=np.float64)
         self.volume_shape = tuple(int(v) for v in self.volume_shape)  # type: ignore[assignment]
         self.voxel_size_m = tuple(float(v) for v in self.voxel_size_m)  # type: ignore[assignment]
+        if self.sample_shift_m is not None:
+            self.sample_shift_m = np.asarray(self.sample_shift_m, dtype=np.float64)
         problem = validate_scan_arrays(self)
         if problem:
             raise ValueError(problem[1] + ": " + problem[2])
@@ -94,7 +99,8 @@ class ScanData:
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
                         self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe,
                         self.detector_mask, self.saturation_level,
-                        None if self.true_positions_m is None else self.true_positions_m[idx])
+                        None if self.true_positions_m is None else self.true_positions_m[idx],
+                        None if self.sample_shift_m is None else self.sample_shift_m[idx])
 
 
 def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
@@ -129,6 +135,10 @@ def validate_scan_arrays(s: ScanData) -> tuple[str, str, str] | None:
     if s.true_positions_m is not None and s.true_positions_m.shape != s.positions_m.shape:
         return ("shape", "/entry/simulation/true_positions_m", f"shape {s.true_positions_m.shape} does not match "
                 f"positions_m {s.positions_m.shape}")
+    if s.sample_shift_m is not None and (s.sample_shift_m.shape != (n_ang, 2)
+                                         or not np.all(np.isfinite(s.sample_shift_m))):
+        return ("value", "/entry/simulation/sample_shift_m",
+                f"must be finite (n_angles, 2) = {(n_ang, 2)}, has shape {s.sample_shift_m.shape}")
     for name in ("energy_kev", "detector_distance_m", "detector_pixel_m"):
         v = getattr(s, name)
         if not (np.isfinite(v) and v > 0):
@@ -160,6 +170,8 @@ def write_scan(path: str | Path, scan: ScanData) -> Path:
                 e.require_group("simulation").create_dataset("true_probe", data=scan.true_probe.astype(np.complex64))
             if scan.true_positions_m is not None:
                 e.require_group("simulation").create_dataset("true_positions_m", data=scan.true_positions_m)
+            if scan.sample_shift_m is not None:
+                e.require_group("simulation").create_dataset("sample_shift_m", data=scan.sample_shift_m)
             ins = e.create_group("instrument")
             if scan.detector_mask is not None:
                 ins.create_dataset("detector_mask", data=scan.detector_mask.astype(np.uint8))
@@ -234,6 +246,8 @@ def read_scan(path: str | Path) -> ScanData:
             scan.detector_mask = None if mask is None else np.asarray(mask) != 0
             level = _optional(f, "/entry/instrument/saturation_level")
             scan.saturation_level = None if level is None else float(level)
+            shift = _optional(f, "/entry/simulation/sample_shift_m")
+            scan.sample_shift_m = None if shift is None else np.asarray(shift, np.float64)
     except UserError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:

@@ -200,3 +200,33 @@ def beam_grid(volume_shape, voxel_size_m, window: tuple[int, int], n_slabs: int,
     width = _smallest_at_least(diag / dx + w, lambda n: ok_side(X, n, w))
     height = _smallest_at_least(Y + h, lambda n: ok_side(Y, n, h))
     return BeamGrid((Z, Y, X), (dz, dy, dx), n_slabs, height, width)
+
+
+class ShiftParts(NamedTuple):
+    """Per-angle sample shifts split as :func:`split_sample_shifts` does (pixels)."""
+
+    translation: np.ndarray  # (3,) (ty, tz, tx): a rigid translation of the sample in its own frame
+    axis_offset: float  # the rotation axis's offset from the scan's centre, along x'
+    drift: np.ndarray  # (n_angles, 2) (y, x'): the rest, with no part of the two above
+
+
+def split_sample_shifts(shifts_px: np.ndarray, angles_deg) -> ShiftParts:
+    """Split the sample's shifts ``(n_angles, 2)`` (y, x') in the beam frame into their three parts.
+
+    A sample translated by ``(tz, ty, tx)`` in its own frame appears at angle θ shifted by ``ty``
+    in y and ``tx·cosθ + tz·sinθ`` in x'; a rotation axis at ``x' = a`` shifts every angle by
+    ``a`` in x'. Least squares: ``y(θ) = ty + d_y(θ)``, ``x'(θ) = a + tx·cosθ + tz·sinθ + d_x(θ)``,
+    so ``d_y`` has zero mean and ``d_x`` is orthogonal to 1, cosθ and sinθ over the scan's angles.
+    Projections alone fix the shifts only up to the translation (the sample's place in the
+    volume); a drift's mean x' cannot be told from the axis offset (docs/reconstruction.md).
+    With fewer than three distinct angles the split is the minimum-norm one.
+    """
+    s = np.asarray(shifts_px, dtype=np.float64).reshape(-1, 2)
+    th = np.deg2rad(np.asarray(angles_deg, dtype=np.float64).ravel())
+    if len(th) != len(s) or not len(s):
+        raise ValueError(f"{len(s)} shifts for {len(th)} angles")
+    ty = float(s[:, 0].mean())
+    A = np.stack([np.ones_like(th), np.cos(th), np.sin(th)], 1)
+    (a, tx, tz), *_ = np.linalg.lstsq(A, s[:, 1], rcond=None)
+    drift = np.stack([s[:, 0] - ty, s[:, 1] - A @ np.array([a, tx, tz])], 1)
+    return ShiftParts(np.array([ty, tz, tx]), float(a), drift)

@@ -21,6 +21,9 @@ in every discretisation choice:
   an object smooth on the coarse grid gives the coarse model's patterns.
 - **Probe plane**: the probe is given at the plane through the rotation axis (b = 0) and
   propagated (angular spectrum) to the first slab's centre at each angle.
+- **Sample shifts**: a sample displaced across the beam by ``(y, x')`` at an angle (drift, an
+  offset rotation axis) is the same spline evaluated at the shifted points, exact for any fraction
+  of a pixel; the probe positions stay the nominal ones.
 
 Conventions: volumes ``(z, y, x)`` of phase per voxel (radians) as in docs/conventions.md; the beam
 frame ``x' = x·cosθ + z·sinθ``, ``b = −x·sinθ + z·cosθ``; positions are top-left corners (pixels,
@@ -73,30 +76,39 @@ def upsample_probe(probe: np.ndarray, factor: int = OVERSAMPLING) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FineVolume:
-    """Cubic B-spline coefficients of a volume, y already evaluated on the fine rows.
+    """Cubic B-spline coefficients of a volume zero-padded by ``_PAD``: ``coef (Yp, Zp·Xp)`` float32.
 
-    ``coef (Zp·Xp, rows)``: coefficients of the zero-padded ``(Zp, Xp)`` z–x plane for the fine
-    rows ``first_row .. first_row + rows − 1`` of the slice grid (fine row k at coarse row
-    ``k / OVERSAMPLING``), those within the spline's reach of the volume; the other rows are air.
+    y comes first: the fine rows are evaluated per angle (:func:`fine_rows`), at the sample's
+    vertical position of that angle.
     """
 
     coef: np.ndarray
-    padded_shape: tuple[int, int]
-    first_row: int
+    padded_shape: tuple[int, int, int]
 
 
-def spline_volume(volume: np.ndarray, grid: BeamGrid) -> FineVolume:
+def spline_volume(volume: np.ndarray) -> FineVolume:
     """Spline coefficients of ``volume (Z, Y, X)`` (phase or attenuation per voxel) for :func:`slab_phases`."""
-    f = OVERSAMPLING
     c = spline_filter(np.pad(np.asarray(volume, np.float64), _PAD), order=3, mode="mirror")
     Zp, Yp, Xp = c.shape
-    # fine row k of the slice grid sits at coarse row k/f, i.e. at volume row k/f − (height − Y)/2
-    pad_rows = (grid.height - grid.volume_shape[1]) / 2
+    return FineVolume(np.ascontiguousarray(c.transpose(1, 0, 2).reshape(Yp, Zp * Xp), np.float32), (Zp, Yp, Xp))
+
+
+def fine_rows(vol: FineVolume, grid: BeamGrid, shift_y_px: float = 0.0) -> tuple[np.ndarray, int]:
+    """The z–x planes ``(Zp·Xp, rows)`` of the fine rows within the spline's reach of the volume, and the first
+    one's index on the fine slice grid (fine row k at coarse row ``k / OVERSAMPLING``); the other rows are air.
+
+    ``shift_y_px``: the sample's displacement along y (coarse pixels; + moves it to higher rows).
+    """
+    f = OVERSAMPLING
+    Y = grid.volume_shape[1]
+    # fine row k of the slice grid sits at coarse row k/f, i.e. at volume row k/f − (height − Y)/2 − shift
+    first = (grid.height - Y) / 2 + shift_y_px
     k = np.arange(f * grid.height)
-    k = k[np.abs(k / f - pad_rows - (grid.volume_shape[1] - 1) / 2) < grid.volume_shape[1] / 2 + 2]
-    Uy = _taps_matrix(k / f - pad_rows + _PAD, Yp)  # (rows, Yp)
-    coef = np.einsum("zyx,fy->zxf", c, Uy.toarray(), optimize=True).reshape(Zp * Xp, len(k))
-    return FineVolume(np.ascontiguousarray(coef, np.float32), (Zp, Xp), int(k[0]))
+    k = k[np.abs(k / f - first - (Y - 1) / 2) < Y / 2 + 2]
+    if not len(k):
+        return np.zeros((vol.coef.shape[1], 0), np.float32), 0
+    Uy = _taps_matrix(k / f - first + _PAD, vol.padded_shape[1])  # (rows, Yp)
+    return np.ascontiguousarray((Uy @ vol.coef).T, np.float32), int(k[0])
 
 
 def _taps_matrix(coords: np.ndarray, size: int) -> scipy.sparse.csr_matrix:
@@ -124,12 +136,13 @@ def beam_step_m(grid: BeamGrid) -> float:
     return min(dz, dx) / OVERSAMPLING
 
 
-def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_slab: int
-                ) -> tuple[np.ndarray, FineSlabs]:
+def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_slab: int,
+                shift_px: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, FineSlabs]:
     """Slab line integrals ``(L, f·height, f·width)`` (radians) of the fine volume at angle θ.
 
     The beam range is the sample's extent along the beam at θ plus the spline's support, in whole
-    slabs of ``samples_per_slab`` fine beam steps.
+    slabs of ``samples_per_slab`` fine beam steps. ``shift_px (y, x')``: the sample displaced across
+    the beam (coarse pixels, any fraction: the spline is evaluated at the shifted points).
     """
     f = OVERSAMPLING
     Z, _, X = grid.volume_shape
@@ -142,11 +155,11 @@ def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_s
     nb = L * samples_per_slab
     b = (np.arange(nb) + 0.5 - nb / 2) * db
     W = f * grid.width
-    xp = (np.arange(W) / f - (grid.width - 1) / 2) * dx
+    xp = (np.arange(W) / f - (grid.width - 1) / 2 - shift_px[1]) * dx
     B, XP = np.meshgrid(b, xp, indexing="ij")
     fz = (XP * s + B * c) / dz + (Z - 1) / 2 + _PAD
     fx = (XP * c - B * s) / dx + (X - 1) / 2 + _PAD
-    Zp, Xp = vol.padded_shape
+    Zp, _, Xp = vol.padded_shape
     inside = (fz >= 1) & (fz < Zp - 2) & (fx >= 1) & (fx < Xp - 2)
     fz, fx = fz[inside], fx[inside]
     row = ((np.arange(nb) // samples_per_slab)[:, None] * W + np.arange(W)[None, :])
@@ -159,23 +172,25 @@ def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_s
     rows = np.broadcast_to(row, (4, 4, len(row))).ravel()
     R = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(L * W, Zp * Xp))
     phases = np.zeros((L, f * grid.height, W))
-    rows = vol.coef.shape[1]
-    phases[:, vol.first_row:vol.first_row + rows] = (R @ vol.coef).reshape(L, W, rows).transpose(0, 2, 1)
+    coef, first = fine_rows(vol, grid, shift_px[0])
+    rows = coef.shape[1]
+    phases[:, first:first + rows] = (R @ coef).reshape(L, W, rows).transpose(0, 2, 1)
     thickness = samples_per_slab * db
     return phases, FineSlabs(L, thickness, -nb * db / 2 + thickness / 2)
 
 
 def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_rad: float, grid: BeamGrid,
                       fine_probe: np.ndarray, top_left: np.ndarray, wavelength_m: float, samples_per_slab: int,
-                      backend: str | None = None) -> np.ndarray:
+                      backend: str | None = None, shift_px: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Detector intensities ``(N, n, n)`` float32 of one angle (the reference model, noiseless).
 
     ``fine_probe (M, f·n, f·n)`` from :func:`upsample_probe`, given at the plane b = 0;
-    ``top_left (N, 2)`` corners (pixels, fractional allowed) on the coarse slice grid.
+    ``top_left (N, 2)`` corners (pixels, fractional allowed) on the coarse slice grid; ``shift_px (y, x')``
+    the sample's displacement across the beam at this angle (coarse pixels; drift, rotation-axis offset).
     """
     f = OVERSAMPLING
-    phi, slabs = slab_phases(phase, theta_rad, grid, samples_per_slab)
-    mu = None if attenuation is None else slab_phases(attenuation, theta_rad, grid, samples_per_slab)[0]
+    phi, slabs = slab_phases(phase, theta_rad, grid, samples_per_slab, shift_px)
+    mu = None if attenuation is None else slab_phases(attenuation, theta_rad, grid, samples_per_slab, shift_px)[0]
     t = transmission(phi, mu)
     pixel = grid.pixel_m / f
     probe = propagate(fine_probe.astype(np.complex64), slabs.first_center_m, wavelength_m=wavelength_m,
@@ -203,7 +218,7 @@ def converged_slab_samples(phase: FineVolume, attenuation: FineVolume | None, th
     every angle of ``thetas_rad`` on the positions ``top_left``; returns ``(k, the largest such
     change)``, or ``(1, change at 2 → 1)`` if it is never reached.
     """
-    air = FineVolume(np.zeros_like(phase.coef), phase.padded_shape, phase.first_row)
+    air = FineVolume(np.zeros_like(phase.coef), phase.padded_shape)
 
     def patterns(vol, att, k):
         return [angle_intensities(vol, att, th, grid, fine_probe, top_left, wavelength_m, k) for th in thetas_rad]

@@ -100,9 +100,14 @@ def coarse_voxel(volume_shape, voxel_size_m, n_slabs: int) -> tuple[float, float
 
 
 def build_problem(scan: ScanData, settings: ApproximantSettings, device,
-                  procs: Processes = Processes()) -> CoarseProblem:
+                  procs: Processes = Processes(), sample_shift_m: np.ndarray | None = None) -> CoarseProblem:
     """Reduce the scan to the coarse grid: central half of the patterns, probe, positions; only
-    the angles of ``procs.share`` (all of them in one process) are kept."""
+    the angles of ``procs.share`` (all of them in one process) are kept.
+
+    ``sample_shift_m (n_angles, 2)``: the sample's shift (y, x') at each angle (an alignment's,
+    :func:`rapidtomo.recon.two_step.alignment_record`); the probe then sat at ``positions − shift``
+    relative to the sample (sub-pixel, as every position).
+    """
     h, w = scan.intensities.shape[-2:]
     if h % 2 or w % 2:
         raise ValueError(f"pattern size {h}x{w} must be even to keep the central half")
@@ -113,8 +118,11 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device,
     shape = coarse_shape(scan.volume_shape, settings.n_slabs)
     grid = beam_grid(shape, coarse_voxel(scan.volume_shape, scan.voxel_size_m, settings.n_slabs), window,
                      settings.n_slabs)
-    grid = grid.covering(scan.positions_m, window)
-    top_left = grid.top_left(scan.positions_m, window)[mine.start:mine.stop]
+    positions = scan.positions_m
+    if sample_shift_m is not None:
+        positions = positions - np.asarray(sample_shift_m, dtype=np.float64)[:, None, :]
+    grid = grid.covering(positions, window)
+    top_left = grid.top_left(positions, window)[mine.start:mine.stop]
     real = _DTYPES[settings.precision]
     patterns = crop_patterns_center(scan.intensities[mine.start:mine.stop])
     data = torch.as_tensor(np.ascontiguousarray(patterns)).to(device, real)
@@ -163,8 +171,12 @@ def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad:
     return float(flat[0]), flat[1:].reshape(phi.shape).to(phi.dtype) if with_grad else None
 
 
-def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> Volume:
+def approximant(scan: ScanData, settings: ApproximantSettings | None = None,
+                sample_shift_m: np.ndarray | None = None) -> Volume:
     """The approximant of a (reduced-angle) scan, dilated along z; see the module docstring.
+
+    ``sample_shift_m (n_angles, 2)``: the sample's shift (y, x') at each angle, as an alignment of
+    the same scan found it (the two-step baseline's; :func:`build_problem`), or None.
 
     Returns a :class:`Volume` ``(output_slices, Y/2, X/2)`` of phase per voxel (rad) with voxel
     sizes ``(Z·dz/output_slices, 2·dy, 2·dx)``; attrs hold the coarse volume's slab count, the
@@ -176,13 +188,14 @@ def approximant(scan: ScanData, settings: ApproximantSettings | None = None) -> 
     """
     settings = settings or ApproximantSettings()
     with processes(pick_device(settings.device)) as (procs, device):
-        return _approximant(scan, settings, procs, device)
+        return _approximant(scan, settings, procs, device, sample_shift_m)
 
 
-def _approximant(scan: ScanData, settings: ApproximantSettings, procs: Processes, device) -> Volume:
+def _approximant(scan: ScanData, settings: ApproximantSettings, procs: Processes, device,
+                 sample_shift_m: np.ndarray | None) -> Volume:
     """:func:`approximant` on this process's share of the angles, on ``device``."""
     t0 = time.perf_counter()
-    prob = build_problem(scan, settings, device, procs)
+    prob = build_problem(scan, settings, device, procs, sample_shift_m)
     probe = prob.operators[0].multislice.probe
     batch = settings.batch_size or default_batch(probe.shape[0], probe.shape[-2:], settings.n_slabs)
     phi = torch.zeros(coarse_shape(scan.volume_shape, settings.n_slabs), dtype=prob.data.dtype, device=device)

@@ -1,10 +1,8 @@
-"""Post-processing of phase projections: unwrapping, offset/ramp removal, alignment, ideal projections."""
+"""Post-processing of phase projections: unwrapping, offset/ramp removal; ideal projections for tests."""
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.ndimage import shift as nd_shift
-from skimage.registration import phase_cross_correlation
 from skimage.restoration import unwrap_phase
 
 from ..io import Volume
@@ -51,34 +49,3 @@ def remove_offset_and_ramp(phase: np.ndarray, empty: np.ndarray, ramp: bool = Tr
     Y, X = np.indices(phase.shape)
     plane = coef[0] + (coef[1] * Y + coef[2] * X if ramp else 0)
     return (phase - plane).astype(phase.dtype)
-
-
-def shift_projections(projections: np.ndarray, shifts_px: np.ndarray) -> np.ndarray:
-    """Shift each projection ``(n, Y, W)`` by ``shifts_px (n, 2)`` (y, x) pixels (linear, zero fill).
-
-    Used to misalign ideal projections by known amounts in tests, and to apply alignment.
-    """
-    return np.stack([nd_shift(p, s, order=1, mode="constant") for p, s in zip(projections, shifts_px)])
-
-
-def align_projections(projections: np.ndarray, angles_deg, volume_shape, voxel_size_m, grid: BeamGrid,
-                      iterations: int = 3, upsample: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """Reprojection alignment: reconstruct (SART), reproject, cross-correlate, shift; repeat.
-
-    Returns aligned projections and the total shifts ``(n_angles, 2)`` (y, x) in pixels that
-    were applied (the negative of the misalignment).
-    """
-    from .tomography import sart
-    P = np.asarray(projections, np.float32)
-    total = np.zeros((len(P), 2))
-    for _ in range(iterations):
-        vol = sart(P, angles_deg, volume_shape, voxel_size_m, sweeps=3, show_progress=False)
-        re = project(torch.as_tensor(vol, dtype=torch.float64), np.deg2rad(np.asarray(angles_deg)), grid).numpy()
-        step = np.array([phase_cross_correlation(r, p, upsample_factor=upsample, normalization=None)[0]
-                         for r, p in zip(re, P)])
-        step -= step.mean(0)  # a common shift is the sample's position, not a misalignment
-        P = shift_projections(P, step)
-        total += step
-        if np.abs(step).max() < 0.1:
-            break
-    return P, total

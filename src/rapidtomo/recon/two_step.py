@@ -7,6 +7,9 @@ same at every angle of an experiment), then every angle is solved with that prob
 projections share one probe (and one position reference). Per-angle projections and the retrieved
 probe are cached in an HDF5 side file keyed by the settings, so a crashed run resumes at the first
 missing angle; :func:`write_probe` saves the retrieved probe for later stages (the approximant).
+With ``align`` the projections are aligned before tomography (:mod:`rapidtomo.recon.alignment`:
+a drifting sample, an off-centre rotation axis) and the shifts found are recorded
+(:func:`alignment_record`), for the report and for the approximant of the same scan.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from ..io import ScanData, Volume
 from ..io.atomic import atomic_path
 from ..physics.geometry import beam_grid
 from ..progress import progress
-from .projections import align_projections, empty_mask, remove_offset_and_ramp, unwrap_if_wrapped
+from .alignment import Alignment, align_projections
+from .projections import empty_mask, remove_offset_and_ramp, unwrap_if_wrapped
 from .ptychography import illumination, reconstruct_angle, reconstruct_angles
 from .tomography import reconstruct
 
@@ -67,15 +71,21 @@ class TwoStepSettings(Settings):
     saturation_level: float | None = Field(None, gt=0, description="counts at or above this are left out of the "
                                            "loss (default: the scan file's saturation level, if any)")
     ramp: bool = Field(True, description="remove a linear phase ramp (else only the offset) fitted on empty pixels")
-    align: bool = Field(False, description="reprojection cross-correlation alignment of the projections")
+    align: bool = Field(False, description="align the projections before tomography (a drifting sample, an "
+                        "off-centre rotation axis; needs air around the sample in the scanned field): phase ramps "
+                        "removed, vertically by mass profiles, horizontally by iterative reprojection; reports "
+                        "the shifts and the rotation centre found")
+    align_iterations: int = Field(10, ge=1, description="align: the most reconstruct-reproject-register rounds "
+                                  "(fewer once no projection moves by more than 0.05 pixel)")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
     workers: int = Field(0, ge=0, description="CPU processes solving angles in parallel, one torch thread each "
                          "(0: torch's thread count, i.e. the cores or OMP_NUM_THREADS); 1 on CUDA")
 
 
 def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
-    keep = {k: v for k, v in s.to_dict().items() if k not in ("method", "sweeps", "align", "device", "workers")}
-    blob = json.dumps({"ptycho": keep, "angles": scan.angles_deg.tolist(), "shape": scan.intensities.shape,
+    keep = {k: v for k, v in s.to_dict().items()
+            if k not in ("method", "sweeps", "align", "align_iterations", "device", "workers")}
+    blob = json.dumps({"rows": "slice grid", "ptycho": keep, "angles": scan.angles_deg.tolist(), "shape": scan.intensities.shape,
                        "sum": float(scan.intensities[:, :, ::7, ::7].sum())}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -93,17 +103,16 @@ def detector_and_positions(settings: TwoStepSettings, detector: tuple, positions
 
 
 def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, theta_rad: float,
-                      wavelength_m: float, settings: TwoStepSettings, seed: int, device, Y: int,
+                      wavelength_m: float, settings: TwoStepSettings, seed: int, device,
                       detector: tuple = (None, None)) -> np.ndarray:
-    """One angle: ptychography, unwrapping, y crop, offset/ramp removal → ``(Y, width)`` radians.
+    """One angle: ptychography, unwrapping, offset/ramp removal → ``(height, width)`` radians on the slice grid.
     ``detector``: the scan's (detector_mask, saturation_level)."""
     phase, corners = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m,
                                        epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
                                        refine_attenuation=settings.refine_attenuation, seed=seed, device=device,
                                        **detector_and_positions(settings, detector))
-    pad = (grid.height - Y) // 2
-    phase = unwrap_if_wrapped(phase)[pad:pad + Y]
-    lit = illumination(corners, probe, grid.slice_shape)[pad:pad + Y]
+    phase = unwrap_if_wrapped(phase)
+    lit = illumination(corners, probe, grid.slice_shape)
     return remove_offset_and_ramp(phase, empty_mask(lit), settings.ramp) * (lit > 0.01 * lit.max())
 
 
@@ -211,18 +220,18 @@ def read_probe(path: str | Path) -> np.ndarray:
 
 def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
                       probe: np.ndarray | None = None) -> np.ndarray:
-    """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, Y, width)`` radians.
+    """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, height, width)`` radians.
 
-    ``probe`` (default ``scan.probe``) is used as exact at every angle. On the CPU, angles are
+    The projections cover the whole slice grid (the volume's Y rows centred), so that a sample
+    that drifted vertically is still in them; :func:`two_step` cuts them to Y rows. ``probe`` (default ``scan.probe``) is used as exact at every angle. On the CPU, angles are
     solved by ``n_workers`` processes of one torch thread each (small FFTs scale better over
     angles than over threads, and they do not stall on a busy machine).
     """
     h, w = scan.intensities.shape[-2:]
     probe = scan.probe if probe is None else probe
     grid = ptychography_grid(scan, settings)
-    Y = scan.volume_shape[1]
     device = pick_device(settings.device)
-    out = np.zeros((scan.n_angles, Y, grid.width), np.float32)
+    out = np.zeros((scan.n_angles,) + grid.slice_shape, np.float32)
     cache = _open_cache(cache_path, _settings_hash(scan, settings))
     todo = [i for i in range(scan.n_angles) if cache is None or f"angle_{i:05d}" not in cache]
     for i in set(range(scan.n_angles)) - set(todo):
@@ -230,7 +239,7 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
 
     def args(i):
         return (scan.intensities[i], probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
-                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device, Y,
+                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device,
                 (scan.detector_mask, scan.saturation_level))
 
     nw = min(n_workers(settings, device), len(todo))
@@ -274,6 +283,39 @@ def tomography(projections: np.ndarray, scan: ScanData, settings: TwoStepSetting
                        sweeps=settings.sweeps)
 
 
+def alignment_record(alignment: Alignment, scan: ScanData) -> dict:
+    """The shifts found, for the volume's attrs and the stage's sidecar (SI, docs/formats.md).
+
+    ``angles_deg``, ``shift_m (n_angles, 2)`` (y, x': the sample's shift in each projection,
+    drift plus axis offset), ``axis_offset_m`` (the rotation centre's offset from the scan's
+    centre), ``pixel_m``, the reprojection ``iterations`` and ``last_step_m``; for a simulated
+    scan that records its true shifts, ``error_rms_m`` ({y, x, rms}, up to a translation of the
+    sample): a report only, nothing in the reconstruction uses the truth.
+    """
+    px = scan.voxel_size_m[2]
+    rec = {"angles_deg": scan.angles_deg.tolist(), "shift_m": (alignment.shift_px * px).tolist(),
+           "axis_offset_m": alignment.axis_offset_px * px, "pixel_m": px, "iterations": alignment.iterations,
+           "last_step_m": alignment.last_step_px * px}
+    if scan.sample_shift_m is not None:
+        err = alignment.errors_px(scan.sample_shift_m / px, scan.angles_deg)
+        rec["error_rms_m"] = {k: v * px for k, v in err.items()}
+    return rec
+
+
+def alignment_summary(record: dict) -> str:
+    """One line (pixels) of an :func:`alignment_record`."""
+    px = record["pixel_m"]
+    s = np.asarray(record["shift_m"]) / px
+    line = (f"aligned {len(s)} projections: rotation axis {record['axis_offset_m'] / px:+.2f} px off the scan's "
+            f"centre, drift up to {np.abs(s[:, 0]).max():.2f} px (y), "
+            f"{np.abs(s[:, 1] - record['axis_offset_m'] / px).max():.2f} px (x'), {record['iterations']} "
+            f"reprojection rounds")
+    if "error_rms_m" in record:
+        e = {k: v / px for k, v in record["error_rms_m"].items()}
+        line += f"; vs the simulated shifts: rms error {e['rms']:.2f} px (y {e['y']:.2f}, x' {e['x']:.2f})"
+    return line
+
+
 def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path: str | Path | None = None,
              probe_path: str | Path | None = None) -> Volume:
     """Golden standard (nominal scan, SART) or baseline (reduced scan, FBP/SART) as a Volume.
@@ -282,7 +324,10 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     oriented like the simulated object. attrs hold the method, the seconds of each step and, with
     ``refine_probe``, the angles the probe was retrieved on; ``probe_path`` receives the probe
     used (:func:`write_probe`), which later stages (the approximant) should take instead of the
-    scan's guess.
+    scan's guess. With ``align``, the projections are aligned first
+    (:func:`~rapidtomo.recon.alignment.align_projections`) and attrs ``alignment`` holds the
+    shifts found (:func:`alignment_record`); else the projections are cut to the volume's rows
+    as they are.
     """
     settings = settings or TwoStepSettings()
     torch.manual_seed(0)
@@ -291,21 +336,29 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     tp = time.perf_counter()
     P = phase_projections(scan, settings, cache_path, probe)
     t1 = time.perf_counter()
-    shifts = None
+    record = None
     if settings.align:
+        grid = ptychography_grid(scan, settings)
         h, w = scan.intensities.shape[-2:]
-        grid = beam_grid(scan.volume_shape, scan.voxel_size_m, (h, w), 1).covering(scan.positions_m, (h, w))
-        P, shifts = align_projections(P, scan.angles_deg, scan.volume_shape, scan.voxel_size_m, grid)
+        lit = np.stack([illumination(grid.top_left(pos, (h, w)), probe, grid.slice_shape).astype(np.float32)
+                        for pos in scan.positions_m])
+        P, alignment = align_projections(P, scan.angles_deg, scan.volume_shape, scan.voxel_size_m, grid, lit,
+                                         iterations=settings.align_iterations)
+        record = alignment_record(alignment, scan)
+    else:
+        top = (P.shape[1] - scan.volume_shape[1]) // 2
+        P = P[:, top:top + scan.volume_shape[1]]
+    ta = time.perf_counter()
     vol = tomography(P, scan, settings)
     t2 = time.perf_counter()
     attrs = {"quantity": "phase_rad_per_voxel", "stage": "two_step", "method": settings.method,
              "n_angles": int(scan.n_angles), "seconds_ptychography": t1 - t0, "seconds_probe": tp - t0,
-             "seconds_tomography": t2 - t1, "settings": settings.to_dict()}
+             "seconds_alignment": ta - t1, "seconds_tomography": t2 - ta, "settings": settings.to_dict()}
     if settings.refine_probe:
         attrs["probe_angles_deg"] = scan.angles_deg[probe_angle_indices(scan.angles_deg, settings.probe_angles)].tolist()
     if probe_path is not None:
         write_probe(probe_path, probe, scan, {"refined": settings.refine_probe,
                                               "probe_angles_deg": attrs.get("probe_angles_deg", [])})
-    if shifts is not None:
-        attrs["alignment_shifts_px"] = shifts.tolist()
+    if record is not None:
+        attrs["alignment"] = record
     return Volume(vol, scan.voxel_size_m, attrs)
