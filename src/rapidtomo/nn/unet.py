@@ -19,11 +19,11 @@ all of Z (the paper's (24, 30) for Z = 280, :func:`scale_z_rates`).
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 from torch import nn
 
 from ..config import Settings
@@ -31,6 +31,16 @@ from .blocks import AtrousModule, ConvNormAct, IsotropicASPP, Norm, PlaneASPP
 
 Variant = Literal["A", "B", "C", "D", "E", "F", "G"]
 Input = Literal["approximant", "sart", "fbp"]
+
+
+def _distinct(v: list[str]) -> list[str]:
+    if not v or len(set(v)) != len(v):
+        raise ValueError("must name at least one input, each once")
+    return v
+
+
+#: the network's inputs in channel order: at least one, each once
+Inputs = Annotated[list[Input], AfterValidator(_distinct)]
 COARSE_INPUTS = ("approximant",)  # on the approximant's grid (Y, X); the others are on the target's (2Y, 2X)
 Preset = Literal["small", "paper"]
 POOL = (2, 2, 2)  # pooling and upsampling between levels, (z, y, x)
@@ -57,7 +67,7 @@ class NetworkSettings(Settings):
                                "(D–G); network_preset scales the paper's (24, 30) for Z = 280 to the volume's Z")
     norm: Norm = Field("batch", description="normalisation after each conv; batch keeps tiled inference "
                        "seamless (no per-window statistics in eval mode)")
-    inputs: list[Input] = Field(["approximant"], description="input volumes, in channel order: approximant (the "
+    inputs: Inputs = Field(["approximant"], description="input volumes, in channel order: approximant (the "
                                 "paper's, 2x coarser in y, x) and/or the reduced-angle baselines sart, fbp (on "
                                 "the target's grid)")
 
@@ -66,13 +76,6 @@ class NetworkSettings(Settings):
     def _positive(cls, v: list[int]) -> list[int]:
         if not v or min(v) < 1:
             raise ValueError("must be a non-empty list of positive integers")
-        return v
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, v: list[str]) -> list[str]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("must name at least one input, each once")
         return v
 
     @property

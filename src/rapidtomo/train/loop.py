@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ..config import Settings
 from ..device import pick_device
@@ -30,7 +30,7 @@ from ..io import Volume
 from ..io.atomic import atomic_path
 from ..nn import NetworkSettings, build_network, network_preset, preset_patch, save_model
 from ..nn.blocks import Norm
-from ..nn.unet import Input, Preset, Variant
+from ..nn.unet import Inputs, Preset, Variant
 from ..progress import progress
 from ..runinfo import Timer
 from ..validity import check_geometry, geometry_from_attrs
@@ -54,7 +54,7 @@ class TrainSettings(Settings):
     preset: Preset = Field("small", description="network/patch preset: small (16×16 patches, depth 3, "
                            "widths 8·2^l, CPU-sized) or paper (64×64, depth 4, widths 32·2^l)")
     variant: Variant = Field("E", description="architecture of the ablation family A–G (E = RAPID)")
-    inputs: list[Input] = Field(["approximant"], description="the network's inputs: approximant (the paper's), "
+    inputs: Inputs = Field(["approximant"], description="the network's inputs: approximant (the paper's), "
                                 "sart and/or fbp (the reduced-angle baselines at the target's resolution; "
                                 "docs/network.md, \"Inputs\")")
     widths: list[int] | None = Field(None, description="override: channels per encoder level (depth = length)")
@@ -89,13 +89,6 @@ class TrainSettings(Settings):
     channels_last: bool = Field(True, description="channels-last-3d memory format on CUDA")
     init: str | None = Field(None, description="start from this pre-trained model file (rapidtomo pretrain) "
                              "instead of random weights; its network and geometry must fit")
-
-    @field_validator("inputs")
-    @classmethod
-    def _inputs(cls, v: list[str]) -> list[str]:
-        if not v or len(set(v)) != len(v):
-            raise ValueError("must name at least one input, each once")
-        return v
 
     def network_settings(self, nz: int | None = None) -> NetworkSettings:
         """The preset's settings for ``variant``, with in-plane rates for :meth:`patch_size` and z
