@@ -126,14 +126,14 @@ def test_pipeline_inputs_are_checked_together_in_the_settings(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_sart_input_makes_train_and_predict_depend_on_the_sart_baseline(tmp_path, monkeypatch, capsys):
+def test_a_sart_input_makes_train_and_predict_depend_on_the_sart_baseline(tmp_path, monkeypatch):
     """[train] inputs with sart: the sart baseline is made even when [pipeline] baselines leave it
-    out, train and predict take it (and rerun when it changes); pre-training auto is off, on is
-    refused with one line before any work."""
-    from rapidtomo import pipeline, rundir
-    from rapidtomo.cli import main
+    out, train and predict take it (and rerun when it changes); pre-training makes its corpus with
+    the SART baseline's settings and the golden standard's retrieved probe."""
+    from rapidtomo import pipeline, pretrain, rundir
     from rapidtomo.pipeline import build_stages, pretrain_enabled, stage_settings
-    config = {"train": {"inputs": ["approximant", "sart"]}, "pretrain": {"enabled": "auto"}}
+    config = {"train": {"inputs": ["approximant", "sart"]}, "pretrain": {"enabled": "auto"},
+              "baseline": {"sweeps": 3}}
     pipe = PipelineSettings(baselines=["fbp"])
     ctx = Context(tmp_path, config, pipe, stage_settings(config, pipe))
     stages = {st.name: st for st in build_stages(ctx)}
@@ -141,22 +141,21 @@ def test_a_sart_input_makes_train_and_predict_depend_on_the_sart_baseline(tmp_pa
     for name in ("train", "predict"):
         assert rundir.baseline("sart") in stages[name].inputs and rundir.baseline("fbp") not in stages[name].inputs
     assert rundir.baseline("sart") in stages["evaluate"].inputs
-    assert pretrain_enabled(ctx) == (False, "auto: [train] inputs = ['approximant', 'sart']; corpora hold "
-                                            "approximants only")
+    assert pretrain_enabled(ctx)[0] is True  # auto: the default sample's corpus fits the budget
+    assert rundir.GOLDEN_PROBE in stages["pretrain"].inputs
     calls = {}
     monkeypatch.setattr(pipeline, "run_train", lambda *a, **kw: calls.update(train=kw) or {"history": []})
     monkeypatch.setattr(pipeline, "run_predict", lambda *a, **kw: calls.setdefault("predict", (a, kw)))
+    monkeypatch.setattr(pretrain, "pipeline_pretrain", lambda *a: calls.setdefault("pretrain", a) and {})
     stages["train"].run(ctx)
     stages["predict"].run(ctx)
+    stages["pretrain"].run(ctx)
     assert calls["train"]["baselines"] == {"sart": tmp_path / "sart.h5"}
     assert calls["predict"][1]["baselines"] == {"sart": tmp_path / "sart.h5"}
     assert calls["predict"][0][1] == tmp_path / rundir.APPROXIMANT
-    cfg = tmp_path / "c.toml"
-    cfg.write_text('[train]\ninputs = ["sart"]\n[pretrain]\nenabled = "on"\n')
-    assert main(["pipeline", str(tmp_path / "run"), "--config", str(cfg)]) == 2
-    err = capsys.readouterr().err
-    assert "pre-training corpora hold approximants only" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "run").exists()
+    probe, retrieval, fine = calls["pretrain"][-3:]
+    assert probe == tmp_path / rundir.GOLDEN_PROBE and retrieval is ctx.settings["golden"]
+    assert list(fine) == ["sart"] and fine["sart"].method == "sart" and fine["sart"].sweeps == 3
 
 
 def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monkeypatch):

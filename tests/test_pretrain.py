@@ -53,10 +53,11 @@ def test_corpus_files_manifest_and_geometry(corpus):
     assert TEST_SEED not in seeds and m["excluded_seeds"] == [TEST_SEED] and m["exclude"] == {"simulate_seed": 0}
     assert len(set(seeds)) == 2 and summary["samples"] == 2
     for s in m["samples"]:
-        a, t, rec = read_sample(sample_path(d, s["index"]))
-        assert t.shape == (8, 16, 32) and a.shape == (8, 8, 16)
+        v, t, rec = read_sample(sample_path(d, s["index"]))
+        a = v["approximant"]
+        assert t.shape == (8, 16, 32) and a.shape == (8, 8, 16) and set(v) == {"approximant"}
         assert rec["truth_sha256"] == array_sha256(t.data) and set(rec["seconds"]) == {"phantom", "simulate",
-                                                                                       "approximant"}
+                                                                                       "probe", "approximant"}
         # every sample's approximant is in the geometry the corpus is valid for
         assert differences(m["geometry"], geometry_from_attrs(a.attrs)) == []
     g = m["geometry"]
@@ -81,8 +82,8 @@ def test_corpus_resumes_after_a_kill(corpus, tmp_path):
     assert os.stat(work / "sample_0000.h5").st_mtime_ns == kept  # not remade
     assert (work / "sample_0001.h5").is_file() and len(m["samples"]) == 2
     # the remade sample is the same sample (seeded)
-    a1, t1, _ = read_sample(work / "sample_0001.h5")
-    a0, t0, _ = read_sample(d / "sample_0001.h5")
+    _, t1, _ = read_sample(work / "sample_0001.h5")
+    _, t0, _ = read_sample(d / "sample_0001.h5")
     assert np.array_equal(t1.data, t0.data)
 
 
@@ -106,7 +107,7 @@ def test_corpus_never_holds_the_sample_under_test(corpus):
 
 def test_corpus_pairs_keep_samples_apart():
     rng = np.random.default_rng(0)
-    samples = [(Volume(rng.random((4, 8, 16)), (1, 1, 1)), Volume(rng.random((4, 16, 32)), (1, 1, 1)))
+    samples = [({"approximant": Volume(rng.random((4, 8, 16)), (1, 1, 1))}, Volume(rng.random((4, 16, 32)), (1, 1, 1)))
                for _ in range(3)]
     data, _ = corpus_pairs(samples, patch=8, overlap=0.5, val_samples=1)
     assert data.coarse.shape == (1, 4, 24, 16) and data.fine.shape == (0, 4, 48, 32) and data.target.shape == (4, 48, 32)
@@ -130,7 +131,8 @@ def test_model_records_geometry_and_corpus(corpus):
 
 
 def _approximant_file(d, tmp_path, geometry_change=None):
-    a, t, _ = read_sample(sample_path(d, 0))
+    v, t, _ = read_sample(sample_path(d, 0))
+    a = v["approximant"]
     if geometry_change:
         a.attrs["geometry"] = json.dumps({**geometry_from_attrs(a.attrs), **geometry_change})
     write_volume(tmp_path / "approximant.h5", a)
@@ -187,7 +189,11 @@ def test_geometry_from_a_reduced_scan_file(tmp_path):
     scan = read_scan(tmp_path / "scan_reduced.h5")
     g = geometry_from_scan(scan, APPROX, {"scan": "s"}, sample_yx=(16, 16))
     assert g.volume_shape == (8, 16, 16) and g.voxel_size_m == scan.voxel_size_m
-    assert np.array_equal(g.probe, scan.true_probe) and np.array_equal(g.guess, scan.probe)
+    # an experiment does not know the true probe: the samples get the scan's probe or the one given
+    assert np.array_equal(g.probe, scan.probe) and np.array_equal(g.guess, scan.probe)
+    assert not np.array_equal(g.probe, scan.true_probe)
+    retrieved = scan.probe * 0.5
+    assert np.array_equal(geometry_from_scan(scan, APPROX, {}, (16, 16), retrieved).probe, retrieved)
     assert g.simulate.detector_distance_m == scan.detector_distance_m and g.simulate.model == "fast"
     assert g.scan_geometry["n_angles"] == 2 and g.simulate.photons == 1e5
     with pytest.raises(UserError, match="even"):
@@ -221,21 +227,17 @@ def test_pretrain_command_end_to_end(tmp_path, capsys):
     m = json.loads((tmp_path / "c" / MANIFEST).read_text())
     assert [s["seed"] for s in m["samples"]] == [1001] and m["simulate"]["model"] == "fast"
     assert "wrote" in capsys.readouterr().out
-    # a network with the SART input: a corpus cannot provide it, refused before any sample is made
-    with_sart = cfg.read_text() + 'inputs = ["approximant", "sart"]\n'
-    cfg.write_text(with_sart)
-    assert main([*args[:4], str(tmp_path / "c2"), *args[5:]]) == 2
+    # --probe without --scan: one line, exit 2, nothing made
+    assert main([*args, "--probe", str(cfg)]) == 2
     err = capsys.readouterr().err
-    assert "pre-training corpora hold approximants only" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "c2").exists()
-
+    assert "--probe needs --scan" in err and len(err.strip().splitlines()) == 1
 
 
 def _ctx(tmp_path, pretrain: dict):
     from rapidtomo.pipeline import Context, load_pipeline_config, stage_settings
     config = {"simulate": {"shape": [8, 16, 32], "detector_size": 16, "n_reduced": 2, "n_nominal": 2},
               "approximant": {"iterations": 1, "n_slabs": 2}, "pretrain": pretrain,
-              "train": {"inputs": ["approximant"]}}  # corpora hold approximants only
+              "train": {"inputs": ["approximant"]}}
     _, pipe = load_pipeline_config(None)
     return Context(tmp_path, config, pipe, stage_settings(config, pipe))
 
@@ -287,3 +289,52 @@ def test_stale_samples_are_remade_and_a_stale_corpus_replaced_only_by_the_pipeli
         build_corpus(work, other, one, {TEST_SEED})
     m = build_corpus(work, other, one, {TEST_SEED}, replace_stale=True)
     assert m["simulate"]["model"] == "fast" and [p.name for p in work.glob("sample_*")] == ["sample_0000.h5"]
+
+
+def test_corpus_pairs_take_full_resolution_inputs():
+    rng = np.random.default_rng(1)
+    samples = [({"approximant": Volume(rng.random((4, 8, 16)), (1, 1, 1)),
+                 "sart": Volume(3 + 2 * rng.random((6, 16, 32)), (1, 1, 1))}, Volume(rng.random((6, 16, 32)), (1, 1, 1)))
+               for _ in range(2)]
+    data, notes = corpus_pairs(samples, patch=8, overlap=0.5, val_samples=1, inputs=("approximant", "sart"))
+    assert data.coarse.shape == (1, 6, 16, 16) and data.fine.shape == (1, 6, 32, 32) and data.target.shape == (6, 32, 32)
+    for k in range(2):  # each sample's SART normalised by itself, on the truth's rows of that sample
+        block = data.fine[0, :, 16 * k:16 * (k + 1)]
+        assert abs(float(block.mean())) < 1e-5 and abs(float(block.std()) - 1) < 1e-3
+    assert data.norm["sart_mean"] == pytest.approx(4, abs=0.1) and "inputs ['approximant', 'sart']" in notes[0]
+    (coarse, fine), target = data.batch([0])
+    assert coarse.shape == (1, 1, 6, 8, 8) and fine.shape == (1, 1, 6, 16, 16) and target.shape == (1, 1, 6, 16, 16)
+    # a corpus without the SART that the network takes: one line
+    with pytest.raises(UserError, match="hold no sart"):
+        corpus_pairs([({"approximant": v["approximant"]}, t) for v, t in samples], 8, 0.5, 1, ("approximant", "sart"))
+
+
+def test_corpus_with_the_sart_input_pretrains_a_network_that_takes_it(tmp_path, capsys):
+    from rapidtomo.pretrain import check_corpus_inputs, pipeline_pretrain
+    from rapidtomo.recon import TwoStepSettings
+    from rapidtomo.stages import run_simulate
+    quick = TwoStepSettings(epochs=2, sweeps=2, probe_epochs=2, probe_angles=1)
+    geometry = geometry_from_simulate(SimulateSettings(**SIM, model="fast"), APPROX, None, quick,
+                                      {"sart": quick.model_copy(update={"method": "sart"})})
+    train = TrainSettings(epochs=1, inputs=["approximant", "sart"], **NET)
+    one = SETTINGS.model_copy(update={"corpus_size": 1, "workers": 1, "layout_fraction": 0.0})
+    run_pretrain(tmp_path / "c", tmp_path / "m.pt", geometry, one, train, {TEST_SEED})
+    v, t, rec = read_sample(sample_path(tmp_path / "c", 0))
+    assert set(v) == {"approximant", "sart"} and v["sart"].shape == t.shape and "sart" in rec["seconds"]
+    manifest = json.loads((tmp_path / "c" / MANIFEST).read_text())
+    assert manifest["fine"]["sart"]["method"] == "sart" and manifest["probe_retrieval"]["probe_angles"] == 1
+    from rapidtomo.nn import load_model
+    assert load_model(tmp_path / "m.pt").settings.inputs == ["approximant", "sart"]
+    # zero-shot prediction with both inputs
+    write_volume(tmp_path / "a.h5", v["approximant"])
+    write_volume(tmp_path / "s.h5", v["sart"])
+    assert main(["predict", str(tmp_path / "m.pt"), str(tmp_path / "a.h5"), "--sart", str(tmp_path / "s.h5"),
+                 "-o", str(tmp_path / "p.h5"), "--device", "cpu"]) == 0
+    # the approximant-only network cannot use this corpus's model, nor a SART network an approximant-only corpus
+    with pytest.raises(UserError, match="holds no fbp"):
+        check_corpus_inputs(manifest, TrainSettings(inputs=["approximant", "fbp"]), "manifest.json")
+    run_simulate(SimulateSettings(**SIM, model="fast"), tmp_path / "run")
+    with pytest.raises(UserError, match=r"inputs \['approximant', 'sart'\], but \[train\] inputs = \['approximant'\]"):
+        pipeline_pretrain(tmp_path / "run" / "scan_reduced.h5", tmp_path / "x.pt", tmp_path / "c2",
+                          PretrainSettings(model=str(tmp_path / "m.pt")), APPROX, TRAIN, 0)
+    assert not (tmp_path / "x.pt").exists()

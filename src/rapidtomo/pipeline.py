@@ -155,9 +155,7 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
     one line naming the file, the section and the field. Keys: simulate, golden, baseline (the
     ``[golden]`` values, then ``[baseline]``'s), approximant, train (``inputs`` default
     :data:`PIPELINE_INPUTS`), predict, and one per baseline method of ``[pipeline] baselines`` and
-    of the network's inputs (:func:`baseline_methods`; the baseline settings with that method).
-    Pre-training (``on``, or ``auto`` with a ``model``) with inputs that a corpus cannot provide is
-    refused here."""
+    of the network's inputs (:func:`baseline_methods`; the baseline settings with that method)."""
     from .infer import PredictSettings
     from .pretrain import PretrainSettings
     from .recon import ApproximantSettings, TwoStepSettings
@@ -180,10 +178,6 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
         "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
         "pretrain": settings_from(PretrainSettings, "pretrain", sec("pretrain"), src),
     }
-    pre = out["pretrain"]
-    if pre.enabled == "on" or pre.enabled == "auto" and pre.model:
-        from .pretrain import check_pretrainable
-        check_pretrainable(train, f"{src}: [train]")
     for m in baseline_methods(pipe, train):
         out[m] = settings_from(TwoStepSettings, "baseline", {**sec("golden"), **sec("baseline"), "method": m}, src)
     return out
@@ -331,7 +325,9 @@ def _pretrain_because(why: str):
         summary = pipeline_pretrain(reduced, ctx.path(rundir.PRETRAINED), ctx.path(rundir.CORPUS),
                                     ctx.settings["pretrain"], ctx.settings["approximant"], ctx.settings["train"],
                                     ctx.pipeline.seed if simulated else None,
-                                    truth_path(ctx) if truth_path(ctx).exists() else None)
+                                    truth_path(ctx) if truth_path(ctx).exists() else None,
+                                    approximant_probe(ctx), ctx.settings["golden"],
+                                    {i: ctx.settings[i] for i in fine_inputs(ctx)})
         return {**summary, "why": why}
     return run
 
@@ -344,8 +340,6 @@ def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
     s = ctx.settings["pretrain"]
     if s.enabled != "auto":
         return s.enabled == "on", f"[pretrain] enabled = {s.enabled}"
-    if ctx.settings["train"].inputs != ["approximant"]:
-        return False, f"auto: [train] inputs = {ctx.settings['train'].inputs}; corpora hold approximants only"
     if s.model:
         return True, f"auto: pre-trained model {s.model}"
     shape = _nominal_shape(ctx)
@@ -432,9 +426,10 @@ def build_stages(ctx: Context) -> list[Stage]:
     pretrained, why = pretrain_enabled(ctx)
     predictions = [rundir.PREDICTION]
     if pretrained:  # rapid: pre-trained then fine-tuned; rapid_scratch: golden only; rapid_zero_shot: corpus only
-        stages.append(Stage("pretrain", scans, [rundir.PRETRAINED],
+        stages.append(Stage("pretrain", scans + probe_in, [rundir.PRETRAINED],
                             {**sec("pretrain"), "approximant": sec("approximant"), "train": sec("train"),
-                             "seed": p.seed}, _pretrain_because(why),
+                             "golden": sec("golden"), "baseline": sec("baseline"), "seed": p.seed},
+                            _pretrain_because(why),
                             ([str(reduced)] if user_scans else []) + ([ctx.settings["pretrain"].model]
                                                                       if ctx.settings["pretrain"].model else [])))
         stages.append(Stage("train_scratch", [rundir.APPROXIMANT] + golden_in, [rundir.MODEL_SCRATCH], train_key,

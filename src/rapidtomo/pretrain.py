@@ -26,6 +26,7 @@ not in the corpus either.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ from typing import Any, Literal
 
 import h5py
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .config import Settings
 from .errors import UserError
@@ -73,7 +74,28 @@ class PretrainSettings(Settings):
     budget_s: float = Field(1800.0, gt=0, description="auto: pre-train only if the estimated time of the corpus "
                             "and of the pre-training epochs is within this (s)")
     model: str | None = Field(None, description="pipeline: a pre-trained model file for the run's geometry, "
-                              "used instead of building a corpus (checked against the scan's geometry)")
+                              "used instead of building a corpus (checked against the scan's geometry); "
+                              "builtin:NAME is a model shipped with rapidtomo (builtin:demo: the demo's geometry)")
+
+    @field_validator("model")
+    @classmethod
+    def _builtin(cls, v: str | None) -> str | None:
+        return str(builtin_model(v[len(BUILTIN):])) if v and v.startswith(BUILTIN) else v
+
+
+BUILTIN = "builtin:"
+
+
+def builtin_model(name: str) -> Path:
+    """The file of the model ``name`` shipped in ``rapidtomo/models`` (``NAME.pt``, provenance in
+    ``NAME.json``); ValueError naming the shipped ones if there is none."""
+    from importlib.resources import files
+    folder = Path(str(files("rapidtomo") / "models"))
+    path = folder / f"{name}.pt"
+    if not path.is_file():
+        have = sorted(p.stem for p in folder.glob("*.pt"))
+        raise ValueError(f"no built-in model {name!r} (built in: {', '.join(have) or 'none'})")
+    return path
 
 
 # measured CPU cost of one corpus sample on one core (docs/pretraining.md): the demo's sample,
@@ -126,7 +148,11 @@ class CorpusGeometry:
     the simulation; ``guess (M, n, n)``, the probe written in the scans (the reconstruction's start);
     ``volume_shape`` ``(Z, Y, X)`` and ``voxel_size_m`` ``(dz, dy, dx)`` of a sample's object grid;
     ``approximant``: :class:`~rapidtomo.recon.ApproximantSettings`; ``source``: where it came from
-    (scan file and its sha256, or a preset); ``scan_geometry``: the reduced scan's geometry record.
+    (scan file and its sha256, or a preset); ``scan_geometry``: the reduced scan's geometry record;
+    ``probe_retrieval``: :class:`~rapidtomo.recon.TwoStepSettings` whose probe retrieval gives the
+    approximant its probe (the golden standard's, as in the pipeline); ``fine``: the
+    full-resolution inputs of the network (``{"sart": TwoStepSettings}``: the pipeline's
+    reduced-angle baselines), made per sample like the approximant.
     """
 
     simulate: Any
@@ -138,6 +164,8 @@ class CorpusGeometry:
     approximant: Any
     source: dict[str, Any]
     scan_geometry: dict[str, Any]
+    probe_retrieval: Any
+    fine: dict[str, Any]
 
 
 def file_sha256(path: str | Path) -> str:
@@ -164,11 +192,18 @@ def _step_px(scan: ScanData) -> int:
 
 
 def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, Any],
-                       sample_yx: tuple[int, int] | None = None) -> CorpusGeometry:
-    """The corpus geometry of a reduced scan: its detector, energy, distance, angles, probe
-    (the true probe of a simulated scan, else the scan's probe), scan step and mean photon count
-    (the simulation's for a simulated scan); samples on the scan's object grid, or ``sample_yx``
-    laterally."""
+                       sample_yx: tuple[int, int] | None = None, probe: np.ndarray | None = None,
+                       probe_retrieval=None, fine: dict[str, Any] | None = None) -> CorpusGeometry:
+    """The corpus geometry of a reduced scan: its detector, energy, distance, angles, scan step and
+    mean photon count (the simulation's for a simulated scan); samples on the scan's object grid,
+    or ``sample_yx`` laterally.
+
+    The samples are simulated with ``probe`` ``(M, n, n)`` (the probe the golden standard
+    retrieved: what an experiment knows), else with the scan's own ``/entry/probe``; never with a
+    simulated scan's true probe. Their scans carry the scan's ``/entry/probe`` as the guess that
+    every reconstruction starts from. ``probe_retrieval`` and ``fine``: see :class:`CorpusGeometry`
+    (defaults: the default two-step settings, no full-resolution inputs)."""
+    from .recon import TwoStepSettings
     from .simulate import SimulateSettings
     Z, Y, X = scan.volume_shape
     ny, nx = sample_yx or (Y, X)
@@ -178,7 +213,7 @@ def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, A
     sim = scan.attrs.get("settings") if scan.attrs.get("simulated") else None
     sim = json.loads(sim) if isinstance(sim, str) else sim
     photons = float(sim["photons"]) if sim else float(scan.intensities.sum(axis=(-2, -1)).mean())
-    probe = scan.true_probe if scan.true_probe is not None else scan.probe
+    probe = np.asarray(scan.probe if probe is None else probe)
     settings = SimulateSettings(
         shape=(Z, ny, nx), voxel_size_m=scan.voxel_size_m[2], energy_kev=scan.energy_kev,
         detector_pixel_m=scan.detector_pixel_m, detector_size=n, detector_distance_m=scan.detector_distance_m,
@@ -186,9 +221,10 @@ def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, A
         theta_max_deg=min(max(float(np.ptp(scan.angles_deg)), 1e-6), 180.0), photons=photons,
         **({k: sim[k] for k in ("model", "slab_tolerance", "scan_pattern", "n_slabs") if k in sim} if sim else {}),
         device="cpu")
-    return CorpusGeometry(settings, np.asarray(scan.angles_deg, float), np.asarray(probe),
+    return CorpusGeometry(settings, np.asarray(scan.angles_deg, float), probe,
                           np.asarray(scan.probe), (Z, ny, nx), tuple(scan.voxel_size_m), approximant_settings,
-                          source, scan_geometry(scan, approximant_settings))
+                          source, scan_geometry(scan, approximant_settings), probe_retrieval or TwoStepSettings(),
+                          dict(fine or {}))
 
 
 def read_reduced_scan(path: str | Path) -> tuple[ScanData, dict[str, Any]]:
@@ -198,11 +234,13 @@ def read_reduced_scan(path: str | Path) -> tuple[ScanData, dict[str, Any]]:
     return scan, {"scan": str(path), "scan_sha256": file_sha256(path)}
 
 
-def geometry_from_simulate(sim_settings, approximant_settings, sample_yx: tuple[int, int] | None = None
-                           ) -> CorpusGeometry:
+def geometry_from_simulate(sim_settings, approximant_settings, sample_yx: tuple[int, int] | None = None,
+                           probe_retrieval=None, fine: dict[str, Any] | None = None) -> CorpusGeometry:
     """The corpus geometry of a planned experiment (``[simulate]`` settings, e.g. a preset's):
-    the reduced acquisition that :func:`rapidtomo.simulate.simulate` would make."""
+    the reduced acquisition that :func:`rapidtomo.simulate.simulate` would make, with the planned
+    probe. ``probe_retrieval`` and ``fine``: see :class:`CorpusGeometry`."""
     from .physics.geometry import angle_set_deg
+    from .recon import TwoStepSettings
     from .simulate import make_probe, make_probe_guess
     Z, Y, X = sim_settings.shape
     ny, nx = sample_yx or (Y, X)
@@ -219,7 +257,8 @@ def geometry_from_simulate(sim_settings, approximant_settings, sample_yx: tuple[
     record = {**scan_geometry(plan, approximant_settings), "photons": float(sim_settings.photons)}
     sim = sim_settings.model_copy(update={"shape": (Z, ny, nx), "device": "cpu"})
     return CorpusGeometry(sim, angles, probe, guess, (Z, ny, nx), (d, d, d), approximant_settings,
-                          {"simulate": sim_settings.to_dict()}, record)
+                          {"simulate": sim_settings.to_dict()}, record, probe_retrieval or TwoStepSettings(),
+                          dict(fine or {}))
 
 
 # ------------------------------------------------------------------------- the samples
@@ -305,43 +344,69 @@ def _worker_init() -> None:
 
 
 def make_sample(geometry: CorpusGeometry, item: dict[str, Any], path: str | Path, key: str) -> dict[str, Any]:
-    """Make one sample (truth, reduced scan, approximant) and write it to ``path`` atomically;
-    returns its manifest record (seed, kind, params, truth sha256, wall seconds per step and
-    the process's CPU seconds: the worker runs one torch thread, so these measure the work itself)."""
+    """Make one sample and write it to ``path`` atomically: its truth, its reduced scan (kept only
+    in memory), the probe retrieved from that scan's guess (``geometry.probe_retrieval``, as the
+    golden standard retrieves the pipeline's), the approximant made with that probe and the
+    full-resolution inputs ``geometry.fine`` (each two-step baseline with the same retrieved
+    probe, or its own settings' probe without ``refine_probe``). Returns the sample's manifest
+    record (seed, kind, params, truth sha256, wall and CPU seconds per step and the CPU total: the
+    worker runs one torch thread, so the CPU seconds measure the work itself)."""
+    import torch
+
     from .recon.approximant import approximant
+    from .recon.two_step import retrieve_probe, two_step
     from .simulate import make_scan
-    t0, c0 = time.perf_counter(), time.process_time()
+    seconds: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    t, c = time.perf_counter(), time.process_time()
+
+    def lap(name: str) -> None:
+        nonlocal t, c
+        seconds[name], cpu[name] = round(time.perf_counter() - t, 3), round(time.process_time() - c, 3)
+        t, c = time.perf_counter(), time.process_time()
+
     truth = sample_phantom(item, geometry.volume_shape, geometry.voxel_size_m, geometry.simulate.energy_kev)
-    t1 = time.perf_counter()
+    lap("phantom")
     rng = np.random.default_rng([item["seed"], 1])
     scan = make_scan(truth, geometry.angles_deg, geometry.simulate, geometry.probe, rng,
                      f"sample {item['index']}", geometry.guess)
-    t2 = time.perf_counter()
-    approx = approximant(scan, geometry.approximant)
-    t3 = time.perf_counter()
-    record = {**item, "truth_sha256": array_sha256(truth.data),
-              "seconds": {"phantom": round(t1 - t0, 3), "simulate": round(t2 - t1, 3),
-                          "approximant": round(t3 - t2, 3)}, "cpu_seconds": round(time.process_time() - c0, 3)}
+    lap("simulate")
+    retrieved = scan
+    if geometry.probe_retrieval.refine_probe:
+        torch.manual_seed(0)
+        retrieved = dataclasses.replace(scan, probe=retrieve_probe(scan, geometry.probe_retrieval))
+        lap("probe")
+    volumes = {"approximant": approximant(retrieved, geometry.approximant)}
+    lap("approximant")
+    for name, settings in geometry.fine.items():
+        own = settings.model_copy(update={"refine_probe": False}) if settings.refine_probe else settings
+        volumes[name] = two_step(retrieved if settings.refine_probe else scan, own)
+        lap(name)
+    volumes["truth"] = truth
+    record = {**item, "truth_sha256": array_sha256(truth.data), "seconds": seconds, "cpu_step_seconds": cpu,
+              "cpu_seconds": round(sum(cpu.values()), 3)}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": CORPUS_FORMAT, "corpus_key": key, "record": json.dumps(record),
                         "geometry": json.dumps(scan_geometry(scan, geometry.approximant))})
-        for name, v in (("truth", truth), ("approximant", approx)):
+        for name, v in volumes.items():
             d = f.create_dataset(name, data=np.asarray(v.data, np.float32), compression="gzip")
             d.attrs["voxel_size_m"] = np.asarray(v.voxel_size_m)
     return record
 
 
-def read_sample(path: str | Path) -> tuple[Volume, Volume, dict[str, Any]]:
-    """(approximant, truth, record) of a corpus sample file; the approximant carries ``geometry``."""
+def read_sample(path: str | Path) -> tuple[dict[str, Volume], Volume, dict[str, Any]]:
+    """(inputs, truth, record) of a corpus sample file: ``inputs`` maps ``approximant`` (which
+    carries ``geometry``) and any full-resolution inputs (``sart``, ``fbp``) to their volumes."""
     try:
         with h5py.File(path, "r") as f:
             geom = f.attrs["geometry"]
-            vols = {n: Volume(f[n][()], tuple(f[n].attrs["voxel_size_m"])) for n in ("approximant", "truth")}
+            vols = {n: Volume(f[n][()], tuple(f[n].attrs["voxel_size_m"])) for n in f}
             record = json.loads(f.attrs["record"])
+        truth = vols.pop("truth")
+        vols["approximant"].attrs["geometry"] = geom
     except (OSError, KeyError) as e:
         raise UserError(f"{path}: not a readable corpus sample ({type(e).__name__}); delete it to remake it") from None
-    vols["approximant"].attrs["geometry"] = geom
-    return vols["approximant"], vols["truth"], record
+    return vols, truth, record
 
 
 def _sample_done(path: Path, key: str, item: dict[str, Any]) -> bool:
@@ -357,11 +422,14 @@ def _sample_done(path: Path, key: str, item: dict[str, Any]) -> bool:
 
 
 def corpus_key(geometry: CorpusGeometry) -> str:
-    """Hash of how samples are made (simulation, angles, probe, grid, approximant settings); which
-    samples (seeds, kinds, statistics) is checked per sample file."""
+    """Hash of how samples are made (simulation, angles, probe, grid, approximant, probe retrieval
+    and full-resolution input settings); which samples (seeds, kinds, statistics) is checked per
+    sample file."""
     h = hashlib.sha256()
     h.update(json.dumps({"simulate": geometry.simulate.to_dict(), "approximant": geometry.approximant.to_dict(),
-                         "shape": geometry.volume_shape, "voxel": geometry.voxel_size_m}, sort_keys=True).encode())
+                         "shape": geometry.volume_shape, "voxel": geometry.voxel_size_m,
+                         "probe_retrieval": geometry.probe_retrieval.to_dict(),
+                         "fine": {n: v.to_dict() for n, v in geometry.fine.items()}}, sort_keys=True).encode())
     for a in (geometry.angles_deg, geometry.probe, geometry.guess):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()[:16]
@@ -396,7 +464,8 @@ def build_corpus(corpus_dir: str | Path, geometry: CorpusGeometry, settings: Pre
                             f"use another corpus folder (or delete this one)")
     manifest = {"format": CORPUS_FORMAT, "key": key, "geometry": geometry.scan_geometry, "source": geometry.source,
                 "simulate": geometry.simulate.to_dict(), "approximant": geometry.approximant.to_dict(),
-                "pretrain": settings.to_dict(), "sample_shape": list(geometry.volume_shape),
+                "probe_retrieval": geometry.probe_retrieval.to_dict(),
+                "fine": {n: v.to_dict() for n, v in geometry.fine.items()}, "pretrain": settings.to_dict(), "sample_shape": list(geometry.volume_shape),
                 "excluded_seeds": sorted(int(s) for s in exclude_seeds), "exclude": exclude or {},
                 "samples": []}
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -437,36 +506,52 @@ def check_disjoint(manifest: dict[str, Any], volume: np.ndarray, name: str) -> N
 
 # ------------------------------------------------------------------------- training
 
-def corpus_pairs(samples: list[tuple[Volume, Volume]], patch: int, overlap: float, val_samples: int):
-    """Patches of many (approximant ``(Z', y, x)``, truth ``(Z, 2y, 2x)``) samples as one
-    :class:`~rapidtomo.train.PatchPairs`: the samples are stacked along y (approximant rows
-    ``[k·y, (k+1)·y)`` are sample k; every sample must have the same shape) and no patch crosses a
-    sample; the last ``val_samples`` samples (none with fewer than 2) give the validation patches.
+def corpus_pairs(samples: list[tuple[dict[str, Volume], Volume]], patch: int, overlap: float, val_samples: int,
+                 inputs: list[str] | tuple[str, ...] = ("approximant",)):
+    """Patches of many samples as one :class:`~rapidtomo.train.PatchPairs`.
 
-    Each approximant is normalised by its own mean and std (as ``predict`` normalises an input by
-    default), the truths by the training samples' joint mean and std.
+    Each sample is (inputs, truth ``(Z, 2y, 2x)``): ``inputs`` maps ``approximant`` ``(Z', y, x)``
+    and any full-resolution inputs (``sart``, ``fbp``: ``(Z'', 2y, 2x)``) to volumes; the network's
+    ``inputs`` are taken, each resampled along z to the truth's slices. The samples are stacked
+    along y (approximant rows ``[k·y, (k+1)·y)`` are sample k; every sample must have the same
+    shape) and no patch crosses a sample; the last ``val_samples`` samples (none with fewer than 2)
+    give the validation patches.
+
+    Each input is normalised by its own sample's mean and std (as ``predict`` normalises an input
+    by default), the truths by the training samples' joint mean and std.
     """
     import torch
 
+    from .nn.unet import COARSE_INPUTS
     from .train import PatchPairs, patch_starts, resample_z
-    from .train.data import check_pair
-    shapes = {(a.shape, t.shape) for a, t in samples}
+    from .train.data import check_fine, check_pair, stack_inputs
+    missing = sorted({i for v, _ in samples for i in inputs if i not in v})
+    if missing:
+        raise UserError(f"corpus: samples hold no {', '.join(missing)} input; remake the corpus for inputs "
+                        f"{list(inputs)}")
+    shapes = {(tuple(v[i].shape for i in ("approximant", *inputs)), t.shape) for v, t in samples}
     if len(shapes) != 1:
         raise UserError(f"corpus: samples differ in shape ({sorted(shapes)})")
-    check_pair(samples[0][0].shape, samples[0][1].shape, ("corpus approximant", "corpus truth"))
+    v0, t0 = samples[0]
+    check_pair(v0["approximant"].shape, t0.shape, ("corpus approximant", "corpus truth"))
+    for name in inputs:
+        if name not in COARSE_INPUTS:
+            check_fine(v0[name].shape, t0.shape, f"corpus {name}", "corpus truth")
     n_val = val_samples if len(samples) >= 2 else 0
     n_val = min(n_val, len(samples) - 1)
-    zt = samples[0][1].shape[0]
-    approx, truth, stats = [], [], []
-    for a, t in samples:
-        x = resample_z(a.data, zt)
-        stats.append((float(x.double().mean()), float(x.double().std())))
-        if not stats[-1][1] > 0:
-            raise UserError("corpus: an approximant is constant")
-        approx.append((x - stats[-1][0]) / stats[-1][1])
-        truth.append(np.asarray(t.data, np.float32))
-    g = torch.as_tensor(np.concatenate(truth, axis=1))
-    ya, xa = samples[0][0].shape[1:]
+    zt = t0.shape[0]
+    per_input: dict[str, list] = {i: [] for i in inputs}
+    stats: dict[str, list] = {i: [] for i in inputs}
+    for v, _ in samples:
+        for name in inputs:
+            x = resample_z(v[name].data, zt)
+            m, sd = float(x.double().mean()), float(x.double().std())
+            if not sd > 0:
+                raise UserError(f"corpus: a sample's {name} is constant")
+            stats[name].append((m, sd))
+            per_input[name].append((x - m) / sd)
+    g = torch.as_tensor(np.concatenate([np.asarray(t.data, np.float32) for _, t in samples], axis=1))
+    ya, xa = v0["approximant"].shape[1:]
     if ya < patch or xa < patch:
         raise UserError(f"corpus: samples of {ya}×{xa} approximant voxels are smaller than one {patch}×{patch} patch")
     n_train = len(samples) - n_val
@@ -478,21 +563,27 @@ def corpus_pairs(samples: list[tuple[Volume, Volume]], patch: int, overlap: floa
     corners = [(k * ya + y, x) for k in range(len(samples)) for y in ys for x in xs]
     cut = n_train * len(ys) * len(xs)
     # the model file's input statistics (used by predict's normalise = "model"): the samples' means
-    norm = {"approximant_mean": float(np.mean([m for m, _ in stats])),
-            "approximant_std": float(np.mean([s for _, s in stats])), "target_mean": g_mean, "target_std": g_std}
-    coarse = torch.cat(approx, dim=1)[None]
-    data = PatchPairs(coarse, torch.zeros((0, zt, *g.shape[1:])), (g - g_mean) / g_std, np.array(corners[:cut], np.int64),
+    norm = {"target_mean": g_mean, "target_std": g_std}
+    for name in inputs:
+        norm[f"{name}_mean"] = float(np.mean([m for m, _ in stats[name]]))
+        norm[f"{name}_std"] = float(np.mean([sd for _, sd in stats[name]]))
+    joined = {name: torch.cat(parts, dim=1) for name, parts in per_input.items()}
+    coarse = stack_inputs([joined[i] for i in inputs if i in COARSE_INPUTS], (zt, ya * len(samples), xa))
+    fine = stack_inputs([joined[i] for i in inputs if i not in COARSE_INPUTS], (zt, *g.shape[1:]))
+    data = PatchPairs(coarse, fine, (g - g_mean) / g_std, np.array(corners[:cut], np.int64),
                       np.array(corners[cut:], np.int64).reshape(-1, 2), patch, xa, xa, norm)
-    return data, [f"corpus: {n_train} training and {n_val} validation samples, {cut} training patches"]
+    return data, [f"corpus: {n_train} training and {n_val} validation samples, {cut} training patches, "
+                  f"inputs {list(inputs)}"]
 
 
-def check_pretrainable(train_settings, where: str = "[train]") -> None:
-    """Refuse (one-line :class:`UserError`) a network whose inputs a corpus cannot provide: corpus
-    samples hold an approximant and a truth, no reduced-angle SART or FBP."""
-    if list(train_settings.inputs) != ["approximant"]:
-        raise UserError(f"{where} inputs = {list(train_settings.inputs)}: pre-training corpora hold approximants "
-                        f"only (no reduced-angle SART/FBP); pre-train with inputs = [\"approximant\"] or turn "
-                        f"[pretrain] off")
+def check_corpus_inputs(manifest: dict[str, Any], train_settings, where: str) -> None:
+    """Refuse (one-line :class:`UserError`) a corpus without the full-resolution inputs that the
+    network takes (``[train] inputs``): the corpus is made for one set of inputs."""
+    have = set(manifest.get("fine", {}))
+    lacking = [i for i in train_settings.inputs if i != "approximant" and i not in have]
+    if lacking:
+        raise UserError(f"{where}: the corpus holds no {', '.join(lacking)} for [train] inputs = "
+                        f"{list(train_settings.inputs)}; make it with those inputs (another corpus folder)")
 
 
 def pretrain(corpus_dir: str | Path, out: str | Path, train_settings, settings: PretrainSettings,
@@ -505,14 +596,16 @@ def pretrain(corpus_dir: str | Path, out: str | Path, train_settings, settings: 
     :func:`rapidtomo.train.train`'s result.
     """
     from .train import train
-    check_pretrainable(train_settings)
     corpus_dir = Path(corpus_dir)
     manifest = manifest or json.loads((corpus_dir / MANIFEST).read_text())
+    check_corpus_inputs(manifest, train_settings, str(corpus_dir / MANIFEST))
     loaded = [read_sample(sample_path(corpus_dir, s["index"])) for s in manifest["samples"]]
     ts = train_settings.model_copy(update={"epochs": settings.epochs, "init": None})
-    pairs = corpus_pairs([(a, t) for a, t, _ in loaded], ts.patch_size(), ts.overlap, settings.val_samples)
+    pairs = corpus_pairs([(v, t) for v, t, _ in loaded], ts.patch_size(), ts.overlap, settings.val_samples,
+                         ts.inputs)
     geometry = dict(manifest["geometry"])
-    a0, t0, _ = loaded[0]
+    v0, t0, _ = loaded[0]
+    a0 = v0["approximant"]
     a0.attrs["geometry"] = json.dumps(geometry)
     names = (f"{corpus_dir} ({len(loaded)} samples, key {manifest['key']})", str(corpus_dir))
     result = train(a0, t0, ts, out, names=names, pairs=pairs)
@@ -538,16 +631,16 @@ def _add_provenance(model_path: str | Path, manifest: dict[str, Any]) -> None:
 def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeometry, settings: PretrainSettings,
                  train_settings, exclude_seeds: set[int] | frozenset = frozenset(),
                  exclude: dict[str, Any] | None = None, truth: str | Path | None = None,
-                 replace_stale: bool = False) -> dict[str, Any]:
+                 replace_stale: bool = False, command: str | None = None) -> dict[str, Any]:
     """Build (or complete) the corpus, pre-train on it, write ``out`` and its sidecar ``OUT.json``
     (settings, timings, per-sample seconds, training history). ``rapidtomo pretrain`` and the
     pipeline's pretrain stage call this; ``truth`` (the sample under test's volume file, if known)
-    must not be in the corpus (:func:`check_disjoint`); ``replace_stale`` as in :func:`build_corpus`.
+    must not be in the corpus (:func:`check_disjoint`); ``replace_stale`` as in :func:`build_corpus`;
+    ``command``, the command line that made it, goes into the sidecar.
     Returns a summary: samples, seconds per sample (mean of the samples made), timings, epochs,
     best validation NPCC."""
     from .io import read_volume
     from .runinfo import Timer, write_run_info
-    check_pretrainable(train_settings)
     timer = Timer()
     with timer("corpus"):
         manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude, replace_stale)
@@ -565,7 +658,7 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
                "timings": timer.seconds}
     write_run_info(Path(out).with_suffix(".json"), "pretrain",
                    {"pretrain": settings.to_dict(), "train": train_settings.to_dict()}, timer.seconds,
-                   {**summary, "geometry": manifest["geometry"], "corpus": str(corpus_dir),
+                   {**summary, "command": command, "geometry": manifest["geometry"], "corpus": str(corpus_dir),
                     "sample_seconds": [s["seconds"] for s in manifest["samples"]], "history": result["history"],
                     "notes": result["notes"]})
     return summary
@@ -573,12 +666,15 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
 
 def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str | Path, settings: PretrainSettings,
                       approximant_settings, train_settings, test_seed: int | None = None,
-                      truth: str | Path | None = None) -> dict[str, Any]:
+                      truth: str | Path | None = None, probe_path: str | Path | None = None,
+                      probe_retrieval=None, fine: dict[str, Any] | None = None) -> dict[str, Any]:
     """The pipeline's pretrain stage: ``out`` is ``settings.model`` (copied, after checking that it
-    was made for the reduced scan's geometry) or a model pre-trained on a corpus in ``corpus_dir``
-    made in that scan's geometry, whose seeds skip ``test_seed`` (the simulated sample under test's)
-    and whose samples differ from ``truth``; a corpus there made for other settings is remade.
-    Returns the stage's summary."""
+    was made for the reduced scan's geometry and takes the network's inputs) or a model
+    pre-trained on a corpus in ``corpus_dir`` made in that scan's geometry with the probe in
+    ``probe_path`` (the golden standard's retrieved probe; else the scan's own), whose seeds skip
+    ``test_seed`` (the simulated sample under test's) and whose samples differ from ``truth``; a
+    corpus there made for other settings is remade. ``probe_retrieval`` and ``fine``: see
+    :class:`CorpusGeometry`. Returns the stage's summary."""
     from .validity import check_geometry
     scan, source = read_reduced_scan(reduced_scan)
     if settings.model:
@@ -586,10 +682,19 @@ def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str
         m = load_model(settings.model)
         check_geometry(settings.model, m.training.get("geometry"), str(reduced_scan),
                        scan_geometry(scan, approximant_settings))
+        if list(m.settings.inputs) != list(train_settings.inputs):
+            raise UserError(f"{settings.model}: a network of inputs {list(m.settings.inputs)}, but [train] inputs = "
+                            f"{list(train_settings.inputs)}")
         with atomic_path(out) as tmp:
             tmp.write_bytes(Path(settings.model).read_bytes())
         return {"model": settings.model}
-    geometry = geometry_from_scan(scan, approximant_settings, source, settings.sample_yx)
+    probe = None
+    if probe_path is not None:
+        from .stages import read_probe_file
+        probe, _ = read_probe_file(probe_path, scan)
+        source["probe"] = str(probe_path)
+    geometry = geometry_from_scan(scan, approximant_settings, source, settings.sample_yx, probe, probe_retrieval,
+                                  fine)
     exclude = {"scan_sha256": source["scan_sha256"]}
     if test_seed is not None:
         exclude["simulate_seed"] = test_seed
