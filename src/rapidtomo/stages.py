@@ -106,7 +106,7 @@ def run_layout_block(settings, out: str | Path, seed: int, force: bool = False) 
 
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
                  cache_path: str | Path | None = None, probe_path: str | Path | None = None,
-                 dry_run: bool = False) -> dict[str, Any]:
+                 dry_run: bool = False, cluster=None) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
     ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
 
@@ -115,7 +115,9 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     if given, receives the probe used at every angle (retrieved from the scan's guess unless
     ``refine_probe`` is off; HDF5 ``/probe``, docs/formats.md), for ``rapidtomo approximant --probe``.
     With ``align``, the shifts found go to the volume's attrs and the sidecar (``alignment``, for
-    ``rapidtomo approximant --shifts``) and the returned ``alignment`` line is logged.
+    ``rapidtomo approximant --shifts``) and the returned ``alignment`` line is logged. With an
+    active ``cluster`` (:class:`rapidtomo.cluster.Cluster`) the angles are dask tasks; the
+    sidecar's ``cluster`` says where they ran.
     ``dry_run``: return the memory and time estimate without reading or writing anything."""
     from .device import pick_device
     from .recon.two_step import alignment_summary, n_workers, two_step
@@ -137,7 +139,7 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     try:
         with timer("two_step"):
             vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"),
-                           probe_path=probe_path)
+                           probe_path=probe_path, cluster=cluster)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
@@ -151,7 +153,8 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         log.info(f"{scan_path}: {line}")
     write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
                    {"sources": [str(scan_path)], "notes": notes, "alignment": alignment,
-                    "probe_out": str(probe_path) if probe_path is not None else None})
+                    "probe_out": str(probe_path) if probe_path is not None else None,
+                    "cluster": cluster.record() if cluster is not None else None})
     return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes,
             "alignment": line}
 
@@ -360,7 +363,8 @@ def run_train(approximant_path: str | Path, target_path: str | Path, out: str | 
 
 
 def run_predict(model_path: str | Path, approximant_path: str | Path | None, out: str | Path, settings,
-                dry_run: bool = False, baselines: dict[str, str | Path] | None = None) -> dict[str, Any]:
+                dry_run: bool = False, baselines: dict[str, str | Path] | None = None,
+                cluster=None) -> dict[str, Any]:
     """Apply a trained model to its input files and write the prediction and its sidecar.
 
     Parameters
@@ -380,6 +384,8 @@ def run_predict(model_path: str | Path, approximant_path: str | Path | None, out
     dry_run : bool
         Print the estimate (:mod:`rapidtomo.estimate`) and return ``{"estimate": ...}`` without
         writing anything.
+    cluster : rapidtomo.cluster.Cluster, optional
+        Where the blocks of columns run when active (:func:`rapidtomo.infer.predict_file`).
 
     Returns
     -------
@@ -411,7 +417,7 @@ def run_predict(model_path: str | Path, approximant_path: str | Path | None, out
         return {"estimate": est}
     timer = Timer()
     with timer("predict"):
-        summary = predict_file(model_path, approximant_path, out, settings, baselines)
+        summary = predict_file(model_path, approximant_path, out, settings, baselines, cluster)
     sources = [str(model_path)] + ([str(approximant_path)] if approximant_path is not None else [])
     write_run_info(info_path(out), "predict", settings.to_dict(), timer.seconds,
                    {**summary, "inputs": list(m.settings.inputs), "sources": sources + [str(p) for p in baselines.values()]})

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ..cluster import Cluster
 from ..config import Settings
 from ..device import pick_device
 from ..io import ScanData, Volume
@@ -103,10 +104,12 @@ def detector_and_positions(settings: TwoStepSettings, detector: tuple, positions
 
 
 def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, theta_rad: float,
-                      wavelength_m: float, settings: TwoStepSettings, seed: int, device,
+                      wavelength_m: float, settings: TwoStepSettings, seed: int, device: str,
                       detector: tuple = (None, None)) -> np.ndarray:
     """One angle: ptychography, unwrapping, offset/ramp removal → ``(height, width)`` radians on the slice grid.
+    ``device``: a name for :func:`~rapidtomo.device.pick_device`, resolved where this runs;
     ``detector``: the scan's (detector_mask, saturation_level)."""
+    device = pick_device(device)
     phase, corners = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m,
                                        epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
                                        refine_attenuation=settings.refine_attenuation, seed=seed, device=device,
@@ -219,13 +222,15 @@ def read_probe(path: str | Path) -> np.ndarray:
 
 
 def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
-                      probe: np.ndarray | None = None) -> np.ndarray:
+                      probe: np.ndarray | None = None, cluster: Cluster | None = None) -> np.ndarray:
     """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, height, width)`` radians.
 
     The projections cover the whole slice grid (the volume's Y rows centred), so that a sample
     that drifted vertically is still in them; :func:`two_step` cuts them to Y rows. ``probe`` (default ``scan.probe``) is used as exact at every angle. On the CPU, angles are
     solved by ``n_workers`` processes of one torch thread each (small FFTs scale better over
-    angles than over threads, and they do not stall on a busy machine).
+    angles than over threads, and they do not stall on a busy machine); with an active
+    ``cluster`` (:class:`rapidtomo.cluster.Cluster`) each angle is a dask task instead, whose
+    device ``settings.device`` picks on its worker. Finished angles are cached either way.
     """
     h, w = scan.intensities.shape[-2:]
     probe = scan.probe if probe is None else probe
@@ -239,13 +244,15 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
 
     def args(i):
         return (scan.intensities[i], probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
-                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device,
+                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, settings.device,
                 (scan.detector_mask, scan.saturation_level))
 
     nw = min(n_workers(settings, device), len(todo))
     pool = None
     try:
-        if nw <= 1:
+        if cluster is not None and cluster.active and todo:
+            results = cluster.map(_angle_projection, todo, args, "ptychography")
+        elif nw <= 1:
             results = ((i, _angle_projection(*args(i))) for i in todo)
         else:
             pool = ProcessPoolExecutor(nw, mp_context=multiprocessing.get_context("spawn"),
@@ -317,7 +324,7 @@ def alignment_summary(record: dict) -> str:
 
 
 def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path: str | Path | None = None,
-             probe_path: str | Path | None = None) -> Volume:
+             probe_path: str | Path | None = None, cluster: Cluster | None = None) -> Volume:
     """Golden standard (nominal scan, SART) or baseline (reduced scan, FBP/SART) as a Volume.
 
     The volume is phase per voxel on the scan's nominal grid ``volume_shape``/``voxel_size_m``,
@@ -327,14 +334,14 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     scan's guess. With ``align``, the projections are aligned first
     (:func:`~rapidtomo.recon.alignment.align_projections`) and attrs ``alignment`` holds the
     shifts found (:func:`alignment_record`); else the projections are cut to the volume's rows
-    as they are.
+    as they are. ``cluster``: where the angles are solved (:func:`phase_projections`).
     """
     settings = settings or TwoStepSettings()
     torch.manual_seed(0)
     t0 = time.perf_counter()
     probe = retrieve_probe(scan, settings, cache_path) if settings.refine_probe else scan.probe
     tp = time.perf_counter()
-    P = phase_projections(scan, settings, cache_path, probe)
+    P = phase_projections(scan, settings, cache_path, probe, cluster)
     t1 = time.perf_counter()
     record = None
     if settings.align:
