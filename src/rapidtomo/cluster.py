@@ -107,10 +107,15 @@ class Cluster:
         At most ``per_thread`` tasks per worker thread are submitted at a time (``args`` is
         called just before an item's task is submitted); task keys are ``NAME-ITEM-TOKEN``. Tasks
         still pending when the iteration stops (an error, a crash of the caller) are cancelled.
+        Without items nothing starts.
         """
         from distributed import as_completed
-        client = self.client()
         items = iter(items)
+        head = list(itertools.islice(items, 1))
+        if not head:
+            return
+        items = itertools.chain(head, items)
+        client = self.client()
         token = uuid.uuid4().hex[:8]
 
         def submit(item):

@@ -250,7 +250,7 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
     nw = min(n_workers(settings, device), len(todo))
     pool = None
     try:
-        if cluster is not None and cluster.active and todo:
+        if cluster is not None and cluster.active:
             results = cluster.map(_angle_projection, todo, args, "ptychography")
         elif nw <= 1:
             results = ((i, _angle_projection(*args(i))) for i in todo)
