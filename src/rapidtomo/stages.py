@@ -17,7 +17,7 @@ from typing import Any
 from . import estimate, rundir
 from .distributed import env_rank, env_world
 from .errors import UserError
-from .io import read_scan, read_volume, write_scan, write_volume
+from .io import open_scan, read_volume, write_volume
 from .runinfo import Timer, provenance, write_run_info
 from .validity import check_geometry, geometry_from_attrs, scan_geometry
 
@@ -45,19 +45,17 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
     out_dir = Path(out_dir)
     timer = Timer()
     phantom = read_volume(phantom_path) if phantom_path else None
+    sources = [str(phantom_path)] if phantom_path else []
     try:
-        with timer("simulate"):
-            phantom, nominal, reduced = simulate(settings, phantom)
+        with timer("simulate"):  # the scans are written angle by angle as they are made
+            phantom, nominal, reduced = simulate(settings, phantom, (out_dir / rundir.SCAN_NOMINAL,
+                                                 out_dir / rundir.SCAN_REDUCED),
+                                                 provenance(settings.to_dict(), sources))
     except ValueError as e:
         raise UserError(f"{phantom_path or 'settings'}: {e}") from None
-    sources = [str(phantom_path)] if phantom_path else []
     with timer("write"):
         phantom.attrs.update(provenance(settings.to_dict(), sources))
-        for scan in (nominal, reduced):
-            scan.attrs.update(provenance(settings.to_dict(), sources))
         write_volume(out_dir / rundir.PHANTOM, phantom)
-        write_scan(out_dir / rundir.SCAN_NOMINAL, nominal)
-        write_scan(out_dir / rundir.SCAN_REDUCED, reduced)
     n_patterns = {kind: int(s.intensities.shape[0] * s.intensities.shape[1])
                   for kind, s in (("nominal", nominal), ("reduced", reduced))}
     write_run_info(out_dir / rundir.SIMULATE_INFO, "simulate", settings.to_dict(), timer.seconds,
@@ -129,7 +127,7 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     out = Path(out)
     timer = Timer()
     with timer("read"):
-        scan = read_scan(scan_path)
+        scan = open_scan(scan_path)  # patterns read one angle at a time
     notes = [n for n in [depth_of_field_note(scan, settings.n_slices)] if n]
     if scan.sample_shift_m is not None and not settings.align:
         notes.append("the scan records a simulated drift or axis offset (/entry/simulation/sample_shift_m) but "
@@ -291,7 +289,7 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings,
         return {"estimate": est}
     timer = Timer()
     with timer("read"):
-        scan = read_scan(scan_path)
+        scan = open_scan(scan_path)  # patterns read one angle at a time
         if probe_path is not None:
             scan.probe, dataset = read_probe_file(probe_path, scan)
             probe_source = f"{probe_path}:{dataset}"

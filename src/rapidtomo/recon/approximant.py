@@ -60,6 +60,9 @@ class ApproximantSettings(Settings):
     trial_phase_rad: float = Field(0.1, gt=0, description="gd: trial step's largest phase change (rad)")
     lr_rad: float = Field(0.02, gt=0, description="adam: learning rate (rad per step)")
     batch_size: int | None = Field(None, ge=1, description="positions per batch (memory bound); default from size")
+    patterns_memory_gb: float = Field(2.0, gt=0, description="most GB of (central-half) patterns held in memory "
+                                      "per process; the angles beyond it are read from the scan file in turn at "
+                                      "every evaluation (slower, same result)")
     precision: Literal["float32", "float64"] = Field("float32", description="arithmetic precision")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
 
@@ -79,13 +82,41 @@ class CoarseProblem:
     """Everything the loss needs, on the coarse grid: data, windows and the operator of each of
     this process's angles, the scan's angle count and the processes that share the sum."""
 
-    data: torch.Tensor  # (this process's angles, N, h/2, w/2) real
+    data: "CoarsePatterns"  # (this process's angles, N, h/2, w/2) real, a tensor per angle
     top_left: torch.Tensor  # (this process's angles, N, 2) pixels on the coarse grid, float64
     operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle of this process
     n_angles: int  # Nθ of Eq. 3: the scan's angles, over all processes
     procs: Processes = dataclasses.field(default_factory=Processes)
     bad: torch.Tensor | None = None  # (h/2, w/2) bool, True = bad detector pixel
     saturation_level: float | None = None
+
+
+class CoarsePatterns:
+    """The central half of this process's patterns: ``patterns[a]`` is angle ``a``'s ``(N, h/2, w/2)`` tensor.
+
+    The first angles whose patterns fit in ``memory_bytes`` are read once and held (``n_held``);
+    the others are read from ``intensities`` (a scan file's :class:`~rapidtomo.io.Patterns`, one
+    angle at a time, or an array) at every use, so at most ``memory_bytes`` plus one angle are
+    in memory whatever the scan's size.
+    """
+
+    def __init__(self, intensities, angles: range, device, dtype: torch.dtype, memory_bytes: float):
+        self.intensities, self.angles, self.device, self.dtype = intensities, angles, device, dtype
+        n_pos, h, w = intensities.shape[1:]
+        self.shape = (len(angles), n_pos, h // 2, w // 2)
+        self.angle_bytes = n_pos * (h // 2) * (w // 2) * dtype.itemsize
+        self.n_held = min(len(angles), int(memory_bytes // self.angle_bytes))
+        self.held = [self._read(a) for a in range(self.n_held)]
+
+    def _read(self, a: int) -> torch.Tensor:
+        patterns = crop_patterns_center(self.intensities[self.angles[a]])
+        return torch.as_tensor(np.ascontiguousarray(patterns)).to(self.device, self.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, a: int) -> torch.Tensor:
+        return self.held[a] if a < self.n_held else self._read(a)
 
 
 def coarse_shape(volume_shape, n_slabs: int) -> tuple[int, int, int]:
@@ -102,7 +133,8 @@ def coarse_voxel(volume_shape, voxel_size_m, n_slabs: int) -> tuple[float, float
 def build_problem(scan: ScanData, settings: ApproximantSettings, device,
                   procs: Processes = Processes(), sample_shift_m: np.ndarray | None = None) -> CoarseProblem:
     """Reduce the scan to the coarse grid: central half of the patterns, probe, positions; only
-    the angles of ``procs.share`` (all of them in one process) are kept.
+    the angles of ``procs.share`` (all of them in one process) are kept, their patterns held up to
+    ``settings.patterns_memory_gb`` (:class:`CoarsePatterns`).
 
     ``sample_shift_m (n_angles, 2)``: the sample's shift (y, x') at each angle (an alignment's,
     :func:`rapidtomo.recon.two_step.alignment_record`); the probe then sat at ``positions − shift``
@@ -124,8 +156,8 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device,
     grid = grid.covering(positions, window)
     top_left = grid.top_left(positions, window)[mine.start:mine.stop]
     real = _DTYPES[settings.precision]
-    patterns = crop_patterns_center(scan.intensities[mine.start:mine.stop])
-    data = torch.as_tensor(np.ascontiguousarray(patterns)).to(device, real)
+    data = CoarsePatterns(scan.intensities, range(mine.start, mine.stop), device, real,
+                          settings.patterns_memory_gb * 1e9)
     op = PtychoTomoOperator(grid, downsample_probe(scan.probe), scan.wavelength_m, device=device, dtype=real)
     bad = None if scan.detector_mask is None else crop_patterns_center(scan.detector_mask)
     return CoarseProblem(data, torch.as_tensor(top_left, device=device),
@@ -150,10 +182,11 @@ def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad:
             p = phi.detach().requires_grad_(with_grad)
             slabs = op.slab_phases(p)
             leaf = slabs.detach().requires_grad_(with_grad)
+            data = prob.data[a]
             for i in range(0, n_pos, batch):
                 t = transmission(leaf)
                 pred = far_field_intensity(op.multislice.exit_waves(t, prob.top_left[a, i:i + batch]))
-                g = prob.data[a, i:i + batch]
+                g = data[i:i + batch]
                 weight = valid_pixels(g, prob.bad, prob.saturation_level)
                 loss = norm * ((pred - g) ** 2 if weight is None else (pred - g) ** 2 * weight).sum()
                 if with_grad:

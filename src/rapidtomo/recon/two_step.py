@@ -86,8 +86,10 @@ class TwoStepSettings(Settings):
 def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
     keep = {k: v for k, v in s.to_dict().items()
             if k not in ("method", "sweeps", "align", "align_iterations", "device", "workers")}
-    blob = json.dumps({"rows": "slice grid", "ptycho": keep, "angles": scan.angles_deg.tolist(), "shape": scan.intensities.shape,
-                       "sum": float(scan.intensities[:, :, ::7, ::7].sum())}, sort_keys=True)
+    I = scan.intensities  # a sample of every angle's pixels, read one angle at a time
+    total = sum(float(I[i, :, ::7, ::7].sum(dtype=np.float64)) for i in range(scan.n_angles))
+    blob = json.dumps({"rows": "slice grid", "ptycho": keep, "angles": scan.angles_deg.tolist(),
+                       "shape": list(I.shape), "sum": total}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -164,14 +166,16 @@ def probe_angle_indices(angles_deg: np.ndarray, k: int) -> list[int]:
     return sorted(picks)
 
 
-def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None) -> np.ndarray:
+def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
+                   key: str | None = None) -> np.ndarray:
     """The probe ``(M, h, w)`` refined from ``scan.probe`` (a guess) with the objects of a few angles.
 
     Joint blind ptychography (:func:`recon.ptychography.reconstruct_angles`) on the
     ``probe_angles`` angles of :func:`probe_angle_indices`, ``probe_epochs`` epochs, one shared
-    probe. Cached as ``probe_retrieved`` in the cache file.
+    probe. Cached as ``probe_retrieved`` in the cache file, under ``key`` (default: the hash of the
+    scan and settings, which reads every angle once).
     """
-    cache = _open_cache(cache_path, _settings_hash(scan, settings))
+    cache = None if cache_path is None else _open_cache(cache_path, key or _settings_hash(scan, settings))
     try:
         if cache is not None and "probe_retrieved" in cache:
             return cache["probe_retrieved"][()]
@@ -222,7 +226,8 @@ def read_probe(path: str | Path) -> np.ndarray:
 
 
 def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
-                      probe: np.ndarray | None = None, cluster: Cluster | None = None) -> np.ndarray:
+                      probe: np.ndarray | None = None, key: str | None = None,
+                      cluster: Cluster | None = None) -> np.ndarray:
     """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, height, width)`` radians.
 
     The projections cover the whole slice grid (the volume's Y rows centred), so that a sample
@@ -237,7 +242,7 @@ def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str
     grid = ptychography_grid(scan, settings)
     device = pick_device(settings.device)
     out = np.zeros((scan.n_angles,) + grid.slice_shape, np.float32)
-    cache = _open_cache(cache_path, _settings_hash(scan, settings))
+    cache = None if cache_path is None else _open_cache(cache_path, key or _settings_hash(scan, settings))
     todo = [i for i in range(scan.n_angles) if cache is None or f"angle_{i:05d}" not in cache]
     for i in set(range(scan.n_angles)) - set(todo):
         out[i] = cache[f"angle_{i:05d}"][()]
@@ -339,9 +344,10 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     settings = settings or TwoStepSettings()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    probe = retrieve_probe(scan, settings, cache_path) if settings.refine_probe else scan.probe
+    key = _settings_hash(scan, settings) if cache_path is not None else None
+    probe = retrieve_probe(scan, settings, cache_path, key) if settings.refine_probe else scan.probe
     tp = time.perf_counter()
-    P = phase_projections(scan, settings, cache_path, probe, cluster)
+    P = phase_projections(scan, settings, cache_path, probe, key, cluster)
     t1 = time.perf_counter()
     record = None
     if settings.align:
