@@ -140,6 +140,17 @@ def test_a_rerun_after_a_crash_skips_finished_angles(cluster, scan, serial_proje
     assert task_keys(ts, "ptychography-") == []
 
 
+def test_simulation_on_the_cluster_equals_the_serial_run(cluster, tmp_path):
+    ph = synthetic_ic((8, 16, 48), (28e-9,) * 3, seed=3)
+    s = SimulateSettings(shape=ph.shape, n_nominal=3, n_reduced=2, photons=1e4)
+    files = {k: (tmp_path / f"{k}_nominal.h5", tmp_path / f"{k}_reduced.h5") for k in ("serial", "dask")}
+    _, serial, _ = simulate(s, ph, files["serial"])
+    with get_task_stream(cluster.client()) as ts:
+        _, dist, _ = simulate(s, ph, files["dask"], cluster=cluster)
+    assert len(task_keys(ts, "nominal-scan-")) == 3 and len(task_keys(ts, "reduced-scan-")) == 2
+    np.testing.assert_array_equal(dist.intensities[:], serial.intensities[:])  # the same noise per angle
+
+
 @pytest.fixture(scope="module")
 def inference(tmp_path_factory):
     """A two-input network, its inputs as files, and the serial prediction (5 blocks of 20 columns)."""

@@ -236,7 +236,7 @@ def _nominal_shape(ctx: "Context") -> tuple[int, int, int] | None:
 # ---------------------------------------------------------------- the stages
 
 def _simulate(ctx: Context) -> dict:
-    r = run_simulate(ctx.settings["simulate"], ctx.run_dir, ctx.pipeline.phantom)
+    r = run_simulate(ctx.settings["simulate"], ctx.run_dir, ctx.pipeline.phantom, cluster=ctx.cluster)
     return {"n_patterns_nominal": r["n_patterns"]["nominal"]}
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from .cluster import Cluster
 from .config import Settings
 from .device import pick_device
 from .io import Patterns, ScanData, ScanWriter, Volume
@@ -180,7 +181,7 @@ def forward_engine() -> str:
 def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
               rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
               fine: FineModel | None = None, shifts_px: np.ndarray | None = None,
-              out: str | Path | None = None, attrs: dict | None = None) -> ScanData:
+              out: str | Path | None = None, attrs: dict | None = None, cluster: Cluster | None = None) -> ScanData:
     """Simulate one acquisition of ``volume`` at ``angles_deg``, one angle at a time.
 
     ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
@@ -194,7 +195,9 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
     ``out``: the scan file, written angle by angle (:class:`~rapidtomo.io.ScanWriter`, resumable:
     a rerun of the same simulation skips the angles already in the partial file) and returned
     with lazy patterns (:class:`~rapidtomo.io.Patterns`); else the patterns are held in memory.
-    ``attrs`` are added to the scan's attributes.
+    ``attrs`` are added to the scan's attributes. With an active ``cluster``
+    (:class:`rapidtomo.cluster.Cluster`) each angle is a dask task (the model sent once to every
+    worker) and this process writes the patterns as they come.
     """
     n = settings.detector_size
     if shifts_px is not None and settings.model == "fast":
@@ -251,17 +254,29 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
                     true_probe=probe.astype(np.complex64),
                     true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)),
                     sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
-    bar = lambda it: progress(it, desc=desc, total=len(it), unit="angle")  # noqa: E731
+    def made(todo: list[int]):
+        """``(i, patterns)`` of the angles ``todo``, with progress, here or as dask tasks."""
+        if cluster is not None and cluster.active and todo:
+            model = cluster.client().scatter(angle, broadcast=True, hash=False)
+            results = cluster.map(_apply, todo, lambda i: (model, i), desc.replace(" ", "-"))
+        else:
+            results = ((i, angle(i)) for i in todo)
+        return progress(results, desc=desc, total=len(todo), unit="angle")
+
     if out is None:
-        for i in bar(range(len(angles_deg))):
-            scan.intensities[i] = angle(i)
+        for i, patterns in made(list(range(len(angles_deg)))):
+            scan.intensities[i] = patterns
         return scan
     key = _scan_key(volume, angles_deg, settings, noise_seed, true_tl)
     with ScanWriter(out, scan, key=key, compress=settings.compress_patterns) as w:
-        for i in bar(w.todo()):
-            w.write_angle(i, angle(i))
+        for i, patterns in made(list(w.todo())):
+            w.write_angle(i, patterns)
         w.finish()
     return scan
+
+
+def _apply(fn, *args):
+    return fn(*args)
 
 
 def _scan_key(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, noise_seed: int,
@@ -376,12 +391,13 @@ def default_phantom(settings: SimulateSettings) -> Volume:
 
 
 def simulate(settings: SimulateSettings, phantom: Volume | None = None, out: tuple | None = None,
-             attrs: dict | None = None) -> tuple[Volume, ScanData, ScanData]:
+             attrs: dict | None = None, cluster: Cluster | None = None) -> tuple[Volume, ScanData, ScanData]:
     """Phantom (given or synthetic IC), nominal scan and reduced scan of the same sample.
 
     ``out``: the (nominal, reduced) scan files, written angle by angle and resumable
     (:func:`make_scan`); the scans returned then read their patterns from them. ``attrs`` are
-    added to both scans' attributes (e.g. provenance)."""
+    added to both scans' attributes (e.g. provenance). ``cluster``: where the angles are
+    simulated (:func:`make_scan`)."""
     phantom = phantom if phantom is not None else default_phantom(settings)
     dz, dy, dx = phantom.voxel_size_m
     if abs(dy - dx) > 1e-6 * dx:
@@ -410,7 +426,8 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None, out: tup
                   for a in (nominal_angles, reduced_angles)]
     origin = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})
     scans = [make_scan(phantom, angles, settings, probe, rng, f"{kind} scan", guess, fine, shift,
-                       None if out is None else out[j], {**(attrs or {}), "acquisition": kind, "phantom": origin})
+                       None if out is None else out[j], {**(attrs or {}), "acquisition": kind, "phantom": origin},
+                       cluster)
              for j, (kind, angles, shift) in enumerate((("nominal", nominal_angles, shifts[0]),
                                                         ("reduced", reduced_angles, shifts[1])))]
     return phantom, scans[0], scans[1]

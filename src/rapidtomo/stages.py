@@ -30,10 +30,11 @@ def info_path(out: str | Path) -> Path:
 
 
 def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None = None,
-                 dry_run: bool = False) -> dict[str, Any]:
+                 dry_run: bool = False, cluster=None) -> dict[str, Any]:
     """Simulate ``phantom.h5``, ``scan_nominal.h5`` and ``scan_reduced.h5`` (and ``simulate.json``) in
     ``out_dir``, from :class:`~rapidtomo.simulate.SimulateSettings`; the phantom is the volume file
     ``phantom_path`` if given, else a synthetic IC. Every file carries the settings as provenance.
+    With an active ``cluster`` (:class:`rapidtomo.cluster.Cluster`) the angles are dask tasks.
 
     Every stage function first prints its memory and time estimate (:mod:`rapidtomo.estimate`)
     and stops with a :class:`UserError` if it would not fit; ``dry_run`` returns
@@ -50,7 +51,7 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
         with timer("simulate"):  # the scans are written angle by angle as they are made
             phantom, nominal, reduced = simulate(settings, phantom, (out_dir / rundir.SCAN_NOMINAL,
                                                  out_dir / rundir.SCAN_REDUCED),
-                                                 provenance(settings.to_dict(), sources))
+                                                 provenance(settings.to_dict(), sources), cluster)
     except ValueError as e:
         raise UserError(f"{phantom_path or 'settings'}: {e}") from None
     with timer("write"):
@@ -59,7 +60,8 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
     n_patterns = {kind: int(s.intensities.shape[0] * s.intensities.shape[1])
                   for kind, s in (("nominal", nominal), ("reduced", reduced))}
     write_run_info(out_dir / rundir.SIMULATE_INFO, "simulate", settings.to_dict(), timer.seconds,
-                   {"n_patterns": n_patterns, "sources": sources})
+                   {"n_patterns": n_patterns, "sources": sources,
+                    "cluster": cluster.record() if cluster is not None else None})
     return {"phantom_shape": phantom.shape, "nominal_shape": nominal.intensities.shape,
             "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
 
