@@ -76,7 +76,7 @@ def killing(cluster, prefix, marker):
         yield
     finally:
         cluster.client().unregister_worker_plugin("kill-once")
-        cluster.client().wait_for_workers(2, timeout=60)
+        cluster.client().wait_for_workers(2, timeout=180)  # a restart on a loaded machine
 
 
 def wait_idle(client):

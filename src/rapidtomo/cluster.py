@@ -100,11 +100,10 @@ class Cluster:
         """Worker threads on the cluster now (tasks that run at once)."""
         return max(1, sum(self.client().nthreads().values()))
 
-    def map(self, fn: Callable, items: Iterable, args: Callable[[Any], tuple], name: str,
-            per_thread: int = 2) -> Iterator[tuple[Any, Any]]:
+    def map(self, fn: Callable, items: Iterable, args: Callable[[Any], tuple], name: str) -> Iterator[tuple[Any, Any]]:
         """Run ``fn(*args(item))`` as one task per item; yield ``(item, result)`` as tasks finish.
 
-        At most ``per_thread`` tasks per worker thread are submitted at a time (``args`` is
+        At most two tasks per worker thread are submitted at a time (``args`` is
         called just before an item's task is submitted); task keys are ``NAME-ITEM-TOKEN``. Tasks
         still pending when the iteration stops (an error, a crash of the caller) are cancelled.
         Without items nothing starts.
@@ -122,9 +121,8 @@ class Cluster:
             return client.submit(_call, fn, item, *args(item), key=f"{name}-{item}-{token}",
                                  retries=self.settings.retries, pure=False)
 
-        pending = [submit(i) for i in itertools.islice(items, per_thread * self.n_threads())]
-        done = as_completed(pending)
-        pending = set(pending)
+        first = [submit(i) for i in itertools.islice(items, 2 * self.n_threads())]
+        pending, done = set(first), as_completed(first)
         try:
             for future in done:
                 pending.discard(future)

@@ -292,12 +292,18 @@ def _reader(srcs: list[_Source], norm: list[tuple[float, float]], nz: int, ny: i
     return read
 
 
+def _prepare(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
+             name: str) -> tuple[int, int, int, list[tuple[float, float]]]:
+    """(output slices, window, margin) of :func:`_plan` and each input's (mean, std) of :func:`_norm`."""
+    nz, window, margin = _plan(m, grid, settings, name)
+    return nz, window, margin, [_norm(m, settings, s, grid[2], nz) for s in srcs]
+
+
 def _run(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
          device: torch.device, write: Callable[[int, int, torch.Tensor], None], name: str) -> int:
     """Normalise every input and run the tiled network, writing output columns; returns the output's Z."""
-    nz, window, margin = _plan(m, grid, settings, name)
+    nz, window, margin, norm = _prepare(m, srcs, grid, settings, name)
     _, ny, nx = grid
-    norm = [_norm(m, settings, s, nx, nz) for s in srcs]
     sliding_window(_network_fn(m, device, settings.amp), _reader(srcs, norm, nz, ny), write, (nz, ny, nx), window,
                    settings.overlap, settings.batch_size, settings.blend, device, margin=margin)
     return nz
@@ -440,9 +446,8 @@ def _predict_blocks(m: LoadedModel, model: str | Path | LoadedModel, srcs: list[
     from .io.atomic import replace_dir
     from .io.volume import init_zarr_volume, is_zarr
     from .runinfo import file_stamp
-    nz, window, margin = _plan(m, grid, settings, str(paths[srcs[0].name]))
+    nz, window, margin, norm = _prepare(m, srcs, grid, settings, str(paths[srcs[0].name]))
     _, ny, nx = grid
-    norm = [_norm(m, settings, s, nx, nz) for s in srcs]
     shape = (nz, 2 * ny, 2 * nx)
     block = settings.block_windows * chunks[2] // 2
     key = hashlib.sha256(json.dumps({
@@ -451,7 +456,7 @@ def _predict_blocks(m: LoadedModel, model: str | Path | LoadedModel, srcs: list[
     }, sort_keys=True).encode()).hexdigest()[:16]
     store = out_path.with_suffix(".tiles.zarr").resolve()
     done_dir = store / "done"
-    if not (store.exists() and zarr.open_group(str(store), mode="r").attrs.get("tiles_key") == key):
+    if _tiles_key(store) != key:
         shutil.rmtree(store, ignore_errors=True)
         init_zarr_volume(store, shape, voxel_size_m, attrs, chunks=chunks)
         zarr.open_group(str(store), mode="r+").attrs["tiles_key"] = key
@@ -466,8 +471,8 @@ def _predict_blocks(m: LoadedModel, model: str | Path | LoadedModel, srcs: list[
 
     for _ in progress(cluster.map(_predict_block, todo, args, "predict"), "predict", total=len(todo), unit="block"):
         pass
-    shutil.rmtree(done_dir)
     if is_zarr(out_path):
+        shutil.rmtree(done_dir)
         replace_dir(store, out_path)
     else:
         src = zarr.open_array(str(store / "volume"), mode="r")
@@ -476,6 +481,15 @@ def _predict_blocks(m: LoadedModel, model: str | Path | LoadedModel, srcs: list[
                 dst.data[:, :, x0:x0 + chunks[2]] = src[:, :, x0:x0 + chunks[2]]
         shutil.rmtree(store)
     return {"blocks": -(-nx // block), "blocks_reused": len(finished), "cluster": cluster.record()}
+
+
+def _tiles_key(store: Path) -> str | None:
+    """The ``tiles_key`` of a tiles store left by an earlier run (None: none, or unreadable)."""
+    import zarr
+    try:
+        return zarr.open_group(str(store), mode="r").attrs.get("tiles_key") if (store / "done").is_dir() else None
+    except Exception:  # a store cut short while it was being made: started afresh
+        return None
 
 
 def _model_hash(m: LoadedModel) -> str:

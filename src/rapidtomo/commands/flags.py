@@ -77,7 +77,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
         if metavars and name in metavars:
             kw["metavar"] = metavars[name]
         flag = (names or {}).get(name, "--" + name.replace("_", "-"))
-        parser.add_argument(flag, dest=dest_prefix + name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"), **kw)
+        parser.add_argument(flag, dest=dest_prefix + name, default=argparse.SUPPRESS,
+                            help=help_text.replace("%", "%%"), **kw)
 
 
 def add_dry_run_argument(parser: argparse.ArgumentParser) -> None:
