@@ -226,3 +226,16 @@ def test_the_pipeline_accepts_a_cluster_section():
     assert s["cluster"].scheduler == "off" and not Cluster(s["cluster"]).active
     with pytest.raises(UserError, match=r"\[cluster\] nodes"):
         stage_settings({"cluster": {"nodes": 3}}, pipe)
+
+
+def test_cluster_flags_do_not_collide_with_the_stage_settings(tmp_path):
+    from rapidtomo.cli import build_parser
+    from rapidtomo.commands.flags import cluster_settings
+    cfg = tmp_path / "g.toml"
+    cfg.write_text("epochs = 3\n")  # a stage's keys at top level: not the cluster's
+    args = build_parser().parse_args(["golden", "s.h5", "-o", "g.h5", "--config", str(cfg), "--workers", "2",
+                                      "--scheduler", "off", "--cluster-workers", "3"])
+    assert args.workers == 2 and cluster_settings(args, cfg) == ClusterSettings(scheduler="off", workers=3)
+    cfg.write_text("[golden]\nepochs = 3\n[cluster]\nretries = 5\nworkers = 1\n")
+    args = build_parser().parse_args(["predict", "m.pt", "a.h5", "-o", "p.h5", "--cluster-workers", "4"])
+    assert cluster_settings(args, cfg) == ClusterSettings(retries=5, workers=4)  # the flag over the file
