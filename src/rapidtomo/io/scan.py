@@ -101,21 +101,25 @@ class Patterns:
     def angle(self, i: int) -> np.ndarray:
         """Angle ``i`` (of this view) read from the file: ``(n_pos, h, w)`` float32, checked."""
         k = int(self.angles[i])
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        try:
-            a = np.asarray(self._file[INTENSITIES][k], dtype=np.float32)
-        except (OSError, KeyError, ValueError) as e:
-            raise UserError(f"{self.path}: {INTENSITIES} angle {k} unreadable ({type(e).__name__}: {e})") from None
+        a = self._read(k)
         self.reads += 1
         problem = pattern_values_problem(a)
         if problem:
             raise UserError(f"{self.path}: {INTENSITIES} {problem} (angle {k})")
         return a
 
+    def _read(self, k: int) -> np.ndarray:
+        """Angle ``k`` of the file as float32 (a subclass reads other sources: importers)."""
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        try:
+            return np.asarray(self._file[INTENSITIES][k], dtype=np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise UserError(f"{self.path}: {INTENSITIES} angle {k} unreadable ({type(e).__name__}: {e})") from None
+
     def subset(self, angle_indices) -> "Patterns":
         """A view of the given angles (nothing read)."""
-        view = object.__new__(Patterns)
+        view = object.__new__(type(self))
         view.__dict__.update(self.__getstate__())
         view.angles = self.angles[np.asarray(angle_indices)]
         view.reads = 0
