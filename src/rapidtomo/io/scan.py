@@ -82,21 +82,11 @@ class Patterns:
 
     dtype = np.dtype(np.float32)
 
-    @property
-    def angle_bytes(self) -> int:
-        """Bytes of one angle's patterns in memory (float32)."""
-        return 4 * int(np.prod(self.shape[1:]))
-
     def __len__(self) -> int:
         return len(self.angles)
 
     def __getstate__(self):
         return {**self.__dict__, "_file": None}
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def angle(self, i: int) -> np.ndarray:
         """Angle ``i`` (of this view) read from the file: ``(n_pos, h, w)`` float32, checked."""
