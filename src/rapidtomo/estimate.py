@@ -241,9 +241,9 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
 
     Per process: one angle of the scan as read from the file (stages read scans one angle at a
     time), its share of the central-half patterns up to ``patterns_memory_gb`` (the angles beyond
-    it are read again at every evaluation) plus the one being read, the rotation weights of its angles (4 int64 indices + 4 weights per beam sample), the
-    rotation's gather of the most oblique angle (with its autograd copy), the unknown with its
-    float64 gradient, and one batch's autograd tensors (per position about ``(3·L + 4)·M + 5·L + 4``
+    it are read again at every evaluation) plus the one being read, the rotation weights of its
+    angles (4 int64 indices + 4 weights per beam sample), the rotation's gather of the most
+    oblique angle (with its autograd copy), the unknown with its float64 gradient, and one batch's autograd tensors (per position about ``(3·L + 4)·M + 5·L + 4``
     complex fields of the half window, L slabs, M modes: the slope measured in tests/test_estimate.py,
     and the part that does not grow with M measured at 64² windows, one mode, 1.4 MB per position).
     Time: the evaluations (one gradient and ~3 losses per iteration, one final loss) × patterns,

@@ -189,7 +189,8 @@ class ScanData:
         """A scan with only the given angles (e.g. every k-th for a reduced acquisition)."""
         idx = np.asarray(angle_indices)
         I = self.intensities
-        return ScanData(I.subset(idx) if isinstance(I, Patterns) else I[idx], self.positions_m[idx], self.angles_deg[idx], self.probe,
+        return ScanData(I.subset(idx) if isinstance(I, Patterns) else I[idx], self.positions_m[idx],
+                        self.angles_deg[idx], self.probe,
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
                         self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe,
                         self.detector_mask, self.saturation_level,
