@@ -46,7 +46,8 @@ from ..physics.geometry import object_pixel_size_m, wavelength_m
 
 
 INTENSITIES = "/entry/data/intensities"
-# positions per HDF5 chunk of the patterns: a chunk (1, 64, 128, 128) float32 is 4 MB
+# most positions per HDF5 chunk of the patterns (a chunk (1, 64, 128, 128) float32 is 4 MB); an angle's
+# positions are split into equal chunks so the last is not mostly padding
 CHUNK_POSITIONS = 64
 
 
@@ -321,7 +322,7 @@ class ScanWriter:
         f = h5py.File(self.partial, "w")
         n_ang, n_pos, h, w = self.shape
         d = f.create_dataset(INTENSITIES, shape=self.shape, dtype=np.float32,
-                             chunks=(1, max(1, min(n_pos, CHUNK_POSITIONS)), h, w),
+                             chunks=(1, -(-n_pos // -(-n_pos // CHUNK_POSITIONS)), h, w),
                              **({"compression": "gzip", "compression_opts": 1, "shuffle": True} if compress else {}))
         d.attrs["angles_done"] = np.zeros(n_ang, np.uint8)
         if self.key is not None:
