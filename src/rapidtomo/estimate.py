@@ -241,10 +241,11 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
 
     Per process: one angle of the scan as read from the file (stages read scans one angle at a
     time), its share of the central-half patterns up to ``patterns_memory_gb`` (the angles beyond
-    it are read again at every evaluation) plus the one being read, the rotation weights of its angles (4 int64 indices + 4 weights per beam sample), the
-    rotation's gather of the most oblique angle (with its autograd copy), the unknown with its
-    float64 gradient, and one batch's autograd tensors (per position and mode, about ``3·L + 4``
-    complex fields of the half window, L slabs: the slope measured in tests/test_estimate.py).
+    it are read again at every evaluation) plus the one being read, the rotation weights of those
+    angles (4 int64 indices + 4 weights per beam sample), the rotation's gather of the most
+    oblique angle (with its autograd copy), the unknown with its float64 gradient, and one batch's autograd tensors (per position about ``(3·L + 4)·M + 5·L + 4``
+    complex fields of the half window, L slabs, M modes: the slope measured in tests/test_estimate.py,
+    and the part that does not grow with M measured at 64² windows, one mode, 1.4 MB per position).
     Time: the evaluations (one gradient and ~3 losses per iteration, one final loss) × patterns,
     at calibrated per-pattern rates.
     """
@@ -267,10 +268,10 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
         "process": PROCESS_BYTES,
         "scan (one angle read)": scan.angle_bytes,
         "patterns (half window)": (held + (held < share)) * half_angle,
-        "rotation": 4 * (8 + real) * grid.width * sum(sorted(n_beams)[-share:])
+        "rotation": 4 * (8 + real) * grid.width * sum(sorted(n_beams)[-min(share, held + 1):])
         + 3 * 4 * real * max(n_beams) * grid.width * shape[1],
         "unknown and gradient": vol * (3 * real + 2 * 8),
-        "batch autograd": batch * scan.n_modes * h * w * 2 * real * (3 * L + 4)
+        "batch autograd": batch * h * w * 2 * real * ((3 * L + 4) * scan.n_modes + 5 * L + 4)
         + 3 * L * grid.slice_shape[0] * grid.slice_shape[1] * 2 * real,
     }
     dtype = torch.float64 if settings.precision == "float64" else torch.float32

@@ -2,5 +2,5 @@
 from .scan import Patterns, ScanData, ScanWriter, open_scan, read_scan, write_scan
 from .volume import Volume, VolumeFile, create_volume, open_volume, read_volume, write_volume
 
-__all__ = ["Patterns", "ScanData", "ScanWriter", "open_scan", "Volume", "VolumeFile", "read_scan", "write_scan", "open_volume", "create_volume",
-           "read_volume", "write_volume"]
+__all__ = ["Patterns", "ScanData", "ScanWriter", "Volume", "VolumeFile", "open_scan", "read_scan", "write_scan",
+           "open_volume", "create_volume", "read_volume", "write_volume"]

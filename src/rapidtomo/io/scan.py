@@ -46,7 +46,8 @@ from ..physics.geometry import object_pixel_size_m, wavelength_m
 
 
 INTENSITIES = "/entry/data/intensities"
-# positions per HDF5 chunk of the patterns: a chunk (1, 64, 128, 128) float32 is 4 MB
+# most positions per HDF5 chunk of the patterns (a chunk (1, 64, 128, 128) float32 is 4 MB); an angle's
+# positions are split into equal chunks so the last is not mostly padding
 CHUNK_POSITIONS = 64
 
 
@@ -82,40 +83,34 @@ class Patterns:
 
     dtype = np.dtype(np.float32)
 
-    @property
-    def angle_bytes(self) -> int:
-        """Bytes of one angle's patterns in memory (float32)."""
-        return 4 * int(np.prod(self.shape[1:]))
-
     def __len__(self) -> int:
         return len(self.angles)
 
     def __getstate__(self):
         return {**self.__dict__, "_file": None}
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
     def angle(self, i: int) -> np.ndarray:
         """Angle ``i`` (of this view) read from the file: ``(n_pos, h, w)`` float32, checked."""
         k = int(self.angles[i])
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        try:
-            a = np.asarray(self._file[INTENSITIES][k], dtype=np.float32)
-        except (OSError, KeyError, ValueError) as e:
-            raise UserError(f"{self.path}: {INTENSITIES} angle {k} unreadable ({type(e).__name__}: {e})") from None
+        a = self._read(k)
         self.reads += 1
         problem = pattern_values_problem(a)
         if problem:
             raise UserError(f"{self.path}: {INTENSITIES} {problem} (angle {k})")
         return a
 
+    def _read(self, k: int) -> np.ndarray:
+        """Angle ``k`` of the file as float32 (a subclass reads other sources: importers)."""
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        try:
+            return np.asarray(self._file[INTENSITIES][k], dtype=np.float32)
+        except (OSError, KeyError, ValueError) as e:
+            raise UserError(f"{self.path}: {INTENSITIES} angle {k} unreadable ({type(e).__name__}: {e})") from None
+
     def subset(self, angle_indices) -> "Patterns":
         """A view of the given angles (nothing read)."""
-        view = object.__new__(Patterns)
+        view = object.__new__(type(self))
         view.__dict__.update(self.__getstate__())
         view.angles = self.angles[np.asarray(angle_indices)]
         view.reads = 0
@@ -195,7 +190,8 @@ class ScanData:
         """A scan with only the given angles (e.g. every k-th for a reduced acquisition)."""
         idx = np.asarray(angle_indices)
         I = self.intensities
-        return ScanData(I.subset(idx) if isinstance(I, Patterns) else I[idx], self.positions_m[idx], self.angles_deg[idx], self.probe,
+        return ScanData(I.subset(idx) if isinstance(I, Patterns) else I[idx], self.positions_m[idx],
+                        self.angles_deg[idx], self.probe,
                         self.energy_kev, self.detector_distance_m, self.detector_pixel_m,
                         self.volume_shape, self.voxel_size_m, dict(self.attrs), self.true_probe,
                         self.detector_mask, self.saturation_level,
@@ -326,7 +322,7 @@ class ScanWriter:
         f = h5py.File(self.partial, "w")
         n_ang, n_pos, h, w = self.shape
         d = f.create_dataset(INTENSITIES, shape=self.shape, dtype=np.float32,
-                             chunks=(1, max(1, min(n_pos, CHUNK_POSITIONS)), h, w),
+                             chunks=(1, -(-n_pos // -(-n_pos // CHUNK_POSITIONS)), h, w),
                              **({"compression": "gzip", "compression_opts": 1, "shuffle": True} if compress else {}))
         d.attrs["angles_done"] = np.zeros(n_ang, np.uint8)
         if self.key is not None:
