@@ -50,7 +50,13 @@ def scan():
 
 @pytest.fixture(scope="module")
 def serial_projections(scan):
-    return phase_projections(scan, SETTINGS)
+    """On one torch thread, as each worker (module fixtures run before ``one_thread``)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return phase_projections(scan, SETTINGS)
+    finally:
+        torch.set_num_threads(n)
 
 
 class KillOnce(WorkerPlugin):
