@@ -79,8 +79,9 @@ class TwoStepSettings(Settings):
     align_iterations: int = Field(10, ge=1, description="align: the most reconstruct-reproject-register rounds "
                                   "(fewer once no projection moves by more than 0.05 pixel)")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
-    workers: int = Field(0, ge=0, description="CPU processes solving angles in parallel, one torch thread each "
-                         "(0: torch's thread count, i.e. the cores or OMP_NUM_THREADS); 1 on CUDA")
+    workers: int = Field(0, ge=0, description="without a dask cluster ([cluster] scheduler = 'off'): CPU processes "
+                         "solving angles in parallel, one torch thread each (0: torch's thread count, i.e. the cores "
+                         "or OMP_NUM_THREADS); 1 on CUDA")
 
 
 def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
