@@ -40,7 +40,7 @@ MEASURE = textwrap.dedent("""
     import json, sys
     import torch
     from rapidtomo.estimate import ScanShape, estimate_approximant
-    from rapidtomo.io import read_scan
+    from rapidtomo.io import open_scan
     from rapidtomo.recon.approximant import ApproximantSettings, approximant
     torch.set_num_threads(1)
     def rss():  # peak resident bytes of this process image (ru_maxrss would include the parent's before exec)
@@ -49,7 +49,7 @@ MEASURE = textwrap.dedent("""
     s = ApproximantSettings(iterations=1, batch_size=int(sys.argv[2]) or None)
     est = estimate_approximant(ScanShape.from_file(sys.argv[1]), s)  # also loads the FFT and autograd code
     base = rss()
-    approximant(read_scan(sys.argv[1]), s)
+    approximant(open_scan(sys.argv[1]), s)  # as the stage reads it
     peak = rss()
     print(json.dumps({"base": base, "peak": peak, "measured": peak - base,
                       "estimate": est.peak_bytes - est.parts["process"]}))

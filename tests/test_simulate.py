@@ -158,3 +158,35 @@ def test_drift_moves_the_sample_not_the_positions_and_is_recorded(tmp_path):
 def test_drift_needs_the_fine_model():
     with pytest.raises(ValueError, match="model = 'fine'"):
         SimulateSettings(model="fast", drift_px=1.0)
+
+
+def test_streamed_simulation_equals_in_memory_and_a_killed_run_resumes_with_the_same_data(tmp_path, monkeypatch):
+    from rapidtomo.io import Patterns, ScanWriter
+    s = tiny(n_nominal=5)
+    _, mem, _ = simulate(s, blocks())
+    out = (tmp_path / "nominal.h5", tmp_path / "reduced.h5")
+    written = []
+    real = ScanWriter.write_angle
+
+    def killed_after_three(self, i, patterns):
+        if len(written) == 3:
+            raise KeyboardInterrupt  # the simulation killed while it makes angle 3 of the nominal scan
+        written.append(i)
+        real(self, i, patterns)
+    monkeypatch.setattr(ScanWriter, "write_angle", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        simulate(s, blocks(), out)
+    assert not out[0].exists() and (tmp_path / ".nominal.h5.partial").exists()
+    monkeypatch.setattr(ScanWriter, "write_angle", lambda self, i, p: (written.append(i), real(self, i, p)))
+    _, nom, red = simulate(s, blocks(), out)
+    assert written == [0, 1, 2, 3, 4, 0, 1]  # the rerun made only the angles not yet written, then the reduced scan
+    assert isinstance(nom.intensities, Patterns) and out[0].exists() and out[1].exists()
+    np.testing.assert_array_equal(np.asarray(nom.intensities), mem.intensities)  # each angle's own noise
+    np.testing.assert_array_equal(read_scan(out[0]).intensities, mem.intensities)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nominal.h5", "reduced.h5"]
+    assert "Poisson, each angle" in read_scan(out[1]).attrs["simulation"]["noise"]
+    # other settings: the partial file of the first is not resumed
+    written.clear()
+    simulate(tiny(n_nominal=5, seed=3), blocks(), out)
+    assert written == [0, 1, 2, 3, 4, 0, 1]
+    assert not np.array_equal(read_scan(out[0]).intensities, mem.intensities)

@@ -10,6 +10,9 @@ time from a calibration of the stage's kernel on this machine, run here in well 
 on the small default problems (a few multislice patterns with and without gradient, one
 training step, one network window), times the stage's count of such operations. Load from
 other processes, caches and Python overheads are not modelled; the printed numbers say so.
+Scans are written and read one angle at a time (:class:`rapidtomo.io.ScanWriter`,
+:class:`rapidtomo.io.Patterns`), so a stage's working set counts the angles it holds at once
+(set by its settings: ``patterns_memory_gb``, ``probe_angles``, ``workers``), not the whole scan.
 Calibrations draw from their own generators and leave torch's global random state as it was, so
 a stage gives the same result with or without its estimate.
 The memory available is ``RAPIDTOMO_MEMORY_LIMIT`` (bytes, e.g. ``8e9``) if set, else the
@@ -50,7 +53,12 @@ class ScanShape:
     @property
     def scan_bytes(self) -> int:
         """Bytes of the float32 patterns ``(n_angles, n_pos, h, w)``."""
-        return 4 * self.n_angles * self.n_pos * self.window[0] * self.window[1]
+        return self.n_angles * self.angle_bytes
+
+    @property
+    def angle_bytes(self) -> int:
+        """Bytes of one angle's float32 patterns ``(n_pos, h, w)``: what a stage reads at a time."""
+        return 4 * self.n_pos * self.window[0] * self.window[1]
 
     @classmethod
     def from_file(cls, path: str | Path) -> "ScanShape":
@@ -231,11 +239,13 @@ def network_profile(net: torch.nn.Module, shape: tuple[int, ...], grad: bool) ->
 def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     """The approximant (:mod:`rapidtomo.recon.approximant`) of ``scan`` over ``world`` processes.
 
-    Per process: the whole scan (read by every process), its share of the central-half patterns,
-    the rotation weights of its angles (4 int64 indices + 4 weights per beam sample), the
-    rotation's gather of the most oblique angle (with its autograd copy), the unknown with its
-    float64 gradient, and one batch's autograd tensors (per position and mode, about ``3·L + 4``
-    complex fields of the half window, L slabs: the slope measured in tests/test_estimate.py).
+    Per process: one angle of the scan as read from the file (stages read scans one angle at a
+    time), its share of the central-half patterns up to ``patterns_memory_gb`` (the angles beyond
+    it are read again at every evaluation) plus the one being read, the rotation weights of those
+    angles (4 int64 indices + 4 weights per beam sample), the rotation's gather of the most
+    oblique angle (with its autograd copy), the unknown with its float64 gradient, and one batch's autograd tensors (per position about ``(3·L + 4)·M + 5·L + 4``
+    complex fields of the half window, L slabs, M modes: the slope measured in tests/test_estimate.py,
+    and the part that does not grow with M measured at 64² windows, one mode, 1.4 MB per position).
     Time: the evaluations (one gradient and ~3 losses per iteration, one final loss) × patterns,
     at calibrated per-pattern rates.
     """
@@ -252,14 +262,16 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     batch = settings.batch_size or default_batch(scan.n_modes, (h, w), L)
     batch = min(batch, scan.n_pos)
     vol = math.prod(shape)
+    half_angle = scan.n_pos * h * w * real
+    held = min(share, int(settings.patterns_memory_gb * 1e9 // half_angle))
     parts = {
         "process": PROCESS_BYTES,
-        "scan": scan.scan_bytes,
-        "patterns (half window)": share * scan.n_pos * h * w * real,
-        "rotation": 4 * (8 + real) * grid.width * sum(sorted(n_beams)[-share:])
+        "scan (one angle read)": scan.angle_bytes,
+        "patterns (half window)": (held + (held < share)) * half_angle,
+        "rotation": 4 * (8 + real) * grid.width * sum(sorted(n_beams)[-min(share, held + 1):])
         + 3 * 4 * real * max(n_beams) * grid.width * shape[1],
         "unknown and gradient": vol * (3 * real + 2 * 8),
-        "batch autograd": batch * scan.n_modes * h * w * 2 * real * (3 * L + 4)
+        "batch autograd": batch * h * w * 2 * real * ((3 * L + 4) * scan.n_modes + 5 * L + 4)
         + 3 * L * grid.slice_shape[0] * grid.slice_shape[1] * 2 * real,
     }
     dtype = torch.float64 if settings.precision == "float64" else torch.float32
@@ -272,9 +284,14 @@ def estimate_approximant(scan: ScanShape, settings, world: int = 1) -> Estimate:
     seconds = evals * patterns
     basis = (f"calibrated here: {1 / t_grad:.3g} patterns/s with gradient, {1 / t_fwd:.3g} without, "
              f"{patterns} patterns per process")
+    if held < share:
+        basis += (f"; {share - held} of {share} angles re-read from the file at every evaluation "
+                  f"(patterns_memory_gb), not counted")
     largest = max((k for k in parts if k != "process"), key=parts.get)
     fix = {"batch autograd": f"set [approximant] batch_size below {batch}",
-           "scan": "every process reads the whole scan: use a machine with more memory, or fewer processes on it",
+           "patterns (half window)": "set [approximant] patterns_memory_gb lower (angles beyond it are read from "
+                                     "the file at every evaluation)",
+           "scan (one angle read)": "one angle's patterns do not fit: use a machine with more memory",
            }.get(largest, "spread the angles over processes on more machines (torchrun --nnodes), or use a "
                           "smaller volume_shape")
     return Estimate("approximant", parts, seconds, basis, fix, processes=world)
@@ -305,14 +322,15 @@ def with_phantom_shape(settings, phantom_path):
 
 
 def estimate_simulate(settings) -> Estimate:
-    """:func:`rapidtomo.simulate.simulate`: the phantom (phase and attenuation), both scans' patterns
-    (float32, held until written) and one angle's forward model. Time: the patterns at the
+    """:func:`rapidtomo.simulate.simulate`: the phantom (phase and attenuation), one angle's
+    patterns (noiseless and noisy float32; the scans are written one angle at a time) and one
+    angle's forward model. Time: the patterns at the
     calibrated forward rate of the fast model with ``n_slabs`` slabs (the fine model converges its
     slab count first and is slower: a lower bound then)."""
     nominal, reduced = simulated_scans(settings)
     n = settings.detector_size
     parts = {"process": PROCESS_BYTES, "phantom": 2 * 4 * math.prod(settings.shape),
-             "scans": nominal.scan_bytes + reduced.scan_bytes,
+             "patterns (one angle)": 2 * nominal.angle_bytes,
              "forward model (one angle)": 2.5e8 + 16 * nominal.n_pos * n * n}
     t = multislice_seconds(settings.n_modes, (n, n), settings.n_slabs, False, device=pick_device(settings.device))
     patterns = (nominal.n_angles + reduced.n_angles) * nominal.n_pos
@@ -320,15 +338,17 @@ def estimate_simulate(settings) -> Estimate:
     basis = f"calibrated here: {1 / t:.3g} patterns/s (torch, no gradient), {patterns} patterns"
     if settings.model == "fine":
         basis += "; the fine model takes longer"
-    return Estimate("simulate", parts, seconds, basis, "simulate fewer angles (n_nominal), a smaller shape or "
-                    "smaller patterns (detector_size)")
+    return Estimate("simulate", parts, seconds, basis, "simulate a smaller shape or smaller patterns "
+                    "(detector_size): the scans are written one angle at a time, the angle count does not matter")
 
 
 def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers: int = 1) -> Estimate:
     """Per-angle ptychography then FBP/SART (:mod:`rapidtomo.recon.two_step`) with ``workers`` processes.
 
-    Per process: the scan (each worker receives its angle's patterns), the object slices with
-    their Adam state, a batch's autograd fields, and the projections and volume. Time: every
+    Per process: the patterns of the angles in memory at once (the scan is read one angle at a
+    time: the probe's ``probe_angles`` together, then one angle per worker, with its amplitudes;
+    the parent holds two angles per worker in flight), the object slices with their Adam state,
+    a batch's autograd fields, and the projections and volume. Time: every
     angle's epochs (plus the probe's joint epochs on ``probe_angles``) × positions at the
     calibrated per-pattern rate with gradient, over the workers; SART is not counted.
     """
@@ -338,20 +358,23 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
     H, W = grid.slice_shape
     S = settings.n_slices
     Z, Y, X = scan.volume_shape
-    parts = {"process": PROCESS_BYTES, "scan": scan.scan_bytes if workers == 1 else scan.n_pos * h * w * 4,
+    angles = settings.probe_angles if settings.refine_probe else 1
+    parts = {"process": PROCESS_BYTES, "patterns (angles in memory)": 2 * angles * scan.angle_bytes,
              "object and Adam state": 2 * S * H * W * 4 * 4,
              "batch autograd": min(settings.batch_size, scan.n_pos) * scan.n_modes * h * w * 8 * (3 * S + 4),
              "projections and volume": 4 * (scan.n_angles * Y * W + 3 * Z * Y * X)}
-    if workers > 1:  # the parent holds the scan; each worker an angle
-        parts["scan (parent)"] = scan.scan_bytes / workers
+    if workers > 1:  # the parent holds two angles in flight per worker
+        parts["patterns in flight (parent)"] = 2 * scan.angle_bytes
     t = multislice_seconds(scan.n_modes, (h, w), S, True, device=pick_device(settings.device),
                            n=min(settings.batch_size, 64))
     probe = settings.probe_angles * settings.probe_epochs if settings.refine_probe else 0
     patterns = (scan.n_angles * settings.epochs + probe) * scan.n_pos
     seconds = t * patterns / workers
     basis = f"calibrated here: {1 / t:.3g} patterns/s with gradient, {patterns} pattern updates"
-    return Estimate(stage, parts, seconds, basis, f"set [{stage}] workers lower or batch_size lower, or use a "
-                    "machine with more memory", processes=workers)
+    fix = f"set [{stage}] workers lower or batch_size lower, or use a machine with more memory"
+    if max((k for k in parts if k != "process"), key=parts.get) == "patterns (angles in memory)":
+        fix = f"set [{stage}] probe_angles lower, or use a machine with more memory"
+    return Estimate(stage, parts, seconds, basis, fix, processes=workers)
 
 
 def estimate_train(approx_shape, target_shape, settings, world: int = 1) -> Estimate:

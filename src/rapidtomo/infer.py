@@ -29,8 +29,13 @@ about ``Z × 2Y × 2·window`` output voxels (plus the input columns being read)
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
+import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -39,6 +44,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from .cluster import Cluster
 from .config import Settings
 from .device import pick_device
 from .errors import UserError
@@ -67,6 +73,9 @@ class PredictSettings(Settings):
     z_slices: int | None = Field(None, ge=1, description="output slices; default: the training target's z "
                                  "(the input is resampled along z to it)")
     amp: bool = Field(False, description="bfloat16/float16 autocast on CUDA (faster, less exact)")
+    block_windows: int = Field(4, ge=1, description="on a dask cluster: approximant columns per task, in windows "
+                               "(the window that overlaps the previous block runs in both: fewer, larger blocks "
+                               "repeat less)")
 
 
 def blend_weights(ny: int, nx: int, kind: str = "gaussian") -> torch.Tensor:
@@ -84,7 +93,8 @@ def sliding_window(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                    read_cols: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]],
                    write_cols: Callable[[int, int, torch.Tensor], None], shape: tuple[int, int, int], window: int,
                    overlap: float = 0.5, batch_size: int = 8, blend: str = "gaussian",
-                   device: torch.device | str = "cpu", desc: str = "predict", margin: int = 0) -> None:
+                   device: torch.device | str = "cpu", desc: str = "predict", margin: int = 0,
+                   columns: tuple[int, int] | None = None, show_progress: bool = True) -> None:
     """Run ``net`` over windows of inputs on a ``(Z, Y, X)`` grid and write the blended ``(Z, 2Y, 2X)``
     output.
 
@@ -95,12 +105,16 @@ def sliding_window(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     the final output for approximant columns ``[x0, x1)``, i.e. ``out`` of shape ``(Z, 2Y, 2(x1 − x0))``,
     called left to right, each column once. Outputs within ``margin`` approximant voxels of a
     window's inner edges get weight 0; per axis the margin is capped at ``(w − largest step)/2``
-    so that every voxel keeps a window (:func:`tile_margins`).
+    so that every voxel keeps a window (:func:`tile_margins`). With ``columns = (c0, c1)`` only
+    approximant columns ``[c0, c1)`` are written, from the windows that reach them (a block of
+    the output, equal to the same columns of the whole run).
     """
     nz, ny, nx = shape
     wy, wx = min(window, ny), min(window, nx)
     ys, xs = patch_starts(ny, wy, overlap), patch_starts(nx, wx, overlap)
     my, mx = tile_margins(ys, wy, margin), tile_margins(xs, wx, margin)
+    c0, c1 = columns or (0, nx)
+    xs = [x0 for x0 in xs if x0 < c1 and x0 + wx > c0]
     base = blend_weights(2 * wy, 2 * wx, blend)
 
     def weight(y0: int, x0: int) -> torch.Tensor:
@@ -120,18 +134,18 @@ def sliding_window(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     wsum = torch.zeros(2 * ny, 0)
     b0 = 0  # approximant column of acc[..., 0]
     groups = [xs[i:i + per_group] for i in range(0, len(xs), per_group)]
-    for gi, group in enumerate(progress(groups, desc, unit="columns")):
-        c0, c1 = group[0], group[-1] + wx
-        coarse, fine = read_cols(c0, c1)
-        grow = 2 * (c1 - b0) - acc.shape[-1]
+    for gi, group in enumerate(progress(groups, desc, unit="columns") if show_progress else groups):
+        r0, r1 = group[0], group[-1] + wx
+        coarse, fine = read_cols(r0, r1)
+        grow = 2 * (r1 - b0) - acc.shape[-1]
         if grow > 0:
             acc = torch.cat([acc, torch.zeros(nz, 2 * ny, grow)], dim=-1)
             wsum = torch.cat([wsum, torch.zeros(2 * ny, grow)], dim=-1)
         tiles = [(y0, x0) for x0 in group for y0 in ys]
         for s in range(0, len(tiles), batch_size):
             chunk = tiles[s:s + batch_size]
-            cb = torch.stack([coarse[..., y0:y0 + wy, x0 - c0:x0 - c0 + wx] for y0, x0 in chunk])
-            fb = torch.stack([fine[..., 2 * y0:2 * (y0 + wy), 2 * (x0 - c0):2 * (x0 - c0 + wx)] for y0, x0 in chunk])
+            cb = torch.stack([coarse[..., y0:y0 + wy, x0 - r0:x0 - r0 + wx] for y0, x0 in chunk])
+            fb = torch.stack([fine[..., 2 * y0:2 * (y0 + wy), 2 * (x0 - r0):2 * (x0 - r0 + wx)] for y0, x0 in chunk])
             with torch.no_grad():
                 out = net(cb.to(device), fb.to(device)).float().cpu()[:, 0]
             for (y0, x0), o in zip(chunk, out):
@@ -141,7 +155,9 @@ def sliding_window(net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                 wsum[sy, sx] += w
         done = groups[gi + 1][0] if gi + 1 < len(groups) else nx  # columns left of the next start are final
         k = 2 * (done - b0)
-        write_cols(b0, done, acc[..., :k] / wsum[:, :k])
+        lo, hi = max(b0, c0), min(done, c1)
+        if hi > lo:
+            write_cols(lo, hi, acc[..., 2 * (lo - b0):2 * (hi - b0)] / wsum[:, 2 * (lo - b0):2 * (hi - b0)])
         acc, wsum, b0 = acc[..., k:].clone(), wsum[:, k:].clone(), done
 
 
@@ -265,21 +281,31 @@ def _sources(m: LoadedModel, approximant: tuple[Any, str] | None, baselines: dic
     return srcs, grid
 
 
-def _run(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
-         device: torch.device, write: Callable[[int, int, torch.Tensor], None], name: str) -> int:
-    """Normalise every input and run the tiled network, writing output columns; returns the output's Z."""
-    nz, window, margin = _plan(m, grid, settings, name)
-    _, ny, nx = grid
-    norm = [_norm(m, settings, s, nx, nz) for s in srcs]
-
+def _reader(srcs: list[_Source], norm: list[tuple[float, float]], nz: int, ny: int
+            ) -> Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    """``read_cols`` of :func:`sliding_window`: the normalised inputs' columns, coarse and fine."""
     def read(x0: int, x1: int) -> tuple[torch.Tensor, torch.Tensor]:
         cols = [(s.cols(x0, x1, nz) - mean) / std for s, (mean, std) in zip(srcs, norm)]
         coarse = [c for c, s in zip(cols, srcs) if s.scale == 1]
         fine = [c for c, s in zip(cols, srcs) if s.scale == 2]
         return (stack_inputs(coarse, (nz, ny, x1 - x0)), stack_inputs(fine, (nz, 2 * ny, 2 * (x1 - x0))))
+    return read
 
-    sliding_window(_network_fn(m, device, settings.amp), read, write, (nz, ny, nx), window, settings.overlap,
-                   settings.batch_size, settings.blend, device, margin=margin)
+
+def _prepare(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
+             name: str) -> tuple[int, int, int, list[tuple[float, float]]]:
+    """(output slices, window, margin) of :func:`_plan` and each input's (mean, std) of :func:`_norm`."""
+    nz, window, margin = _plan(m, grid, settings, name)
+    return nz, window, margin, [_norm(m, settings, s, grid[2], nz) for s in srcs]
+
+
+def _run(m: LoadedModel, srcs: list[_Source], grid: tuple[int, int, int], settings: PredictSettings,
+         device: torch.device, write: Callable[[int, int, torch.Tensor], None], name: str) -> int:
+    """Normalise every input and run the tiled network, writing output columns; returns the output's Z."""
+    nz, window, margin, norm = _prepare(m, srcs, grid, settings, name)
+    _, ny, nx = grid
+    sliding_window(_network_fn(m, device, settings.amp), _reader(srcs, norm, nz, ny), write, (nz, ny, nx), window,
+                   settings.overlap, settings.batch_size, settings.blend, device, margin=margin)
     return nz
 
 
@@ -360,14 +386,19 @@ def _norm(m: LoadedModel, settings: PredictSettings, src: _Source, nx: int, nz: 
 # --- out-of-core files -------------------------------------------------------------------------
 
 def predict_file(model: str | Path | LoadedModel, in_path: str | Path | None, out_path: str | Path,
-                 settings: PredictSettings | None = None, baselines: dict[str, str | Path] | None = None
-                 ) -> dict[str, Any]:
+                 settings: PredictSettings | None = None, baselines: dict[str, str | Path] | None = None,
+                 cluster: Cluster | None = None) -> dict[str, Any]:
     """Predict from volume files to a volume file (HDF5 ``.h5`` or zarr ``.zarr``), streaming
     column by column so no volume needs to fit in memory. ``in_path`` is the approximant (None
     for a model that does not take it), ``baselines`` the full-resolution input files by name
-    (``sart``, ``fbp``). Returns a summary dict (shapes, seconds, voxels/s)."""
-    import time
-    from contextlib import ExitStack
+    (``sart``, ``fbp``). Returns a summary dict (shapes, seconds, voxels/s).
+
+    With an active ``cluster`` (:class:`rapidtomo.cluster.Cluster`) blocks of
+    ``block_windows`` windows' columns are dask tasks (:func:`_predict_blocks`): the workers
+    read the input files and write their block into the zarr store ``OUT.tiles.zarr``, which
+    becomes the output (``.zarr``) or is copied into it (HDF5); a rerun after a crash skips the
+    blocks finished under the same model, inputs and settings. The summary then also holds
+    ``blocks``, ``blocks_reused`` and ``cluster``."""
     settings = settings or PredictSettings()
     out_path = Path(out_path)
     device = pick_device(settings.device)
@@ -387,12 +418,106 @@ def predict_file(model: str | Path | LoadedModel, in_path: str | Path | None, ou
         chunks = (shape[0], min(shape[1], 256), min(shape[2], 2 * window))
         attrs = _output_attrs(m, settings, model if not isinstance(model, LoadedModel) else "model",
                               [paths[s.name] for s in srcs])
+        voxel = _voxel_out(first.voxel_size_m, srcs[0].scale, nz0, nz)
         t0 = time.perf_counter()
-        with create_volume(out_path, shape, _voxel_out(first.voxel_size_m, srcs[0].scale, nz0, nz), attrs,
-                           chunks=chunks) as dst:
-            def write(x0: int, x1: int, o: torch.Tensor) -> None:
-                dst.data[:, :, 2 * x0:2 * x1] = o.numpy()
-            _run(m, srcs, grid, settings, device, write, str(paths[srcs[0].name]))
+        extra = {}
+        if cluster is not None and cluster.active:
+            extra = _predict_blocks(m, model, srcs, paths, grid, settings, out_path, voxel, attrs, chunks, cluster)
+        else:
+            with create_volume(out_path, shape, voxel, attrs, chunks=chunks) as dst:
+                def write(x0: int, x1: int, o: torch.Tensor) -> None:
+                    dst.data[:, :, 2 * x0:2 * x1] = o.numpy()
+                _run(m, srcs, grid, settings, device, write, str(paths[srcs[0].name]))
         seconds = time.perf_counter() - t0
     return {"input_shape": [nz0, ny, nx], "output_shape": list(shape), "seconds": seconds,
-            "output_voxels_per_s": nz * 4 * ny * nx / seconds if seconds > 0 else float("nan")}
+            "output_voxels_per_s": nz * 4 * ny * nx / seconds if seconds > 0 else float("nan"), **extra}
+
+
+def _predict_blocks(m: LoadedModel, model: str | Path | LoadedModel, srcs: list[_Source], paths: dict[str, Path],
+                    grid: tuple[int, int, int], settings: PredictSettings, out_path: Path, voxel_size_m,
+                    attrs: dict[str, Any], chunks: tuple[int, int, int], cluster: Cluster) -> dict[str, Any]:
+    """:func:`predict_file`'s cluster path: one dask task (:func:`_predict_block`) per block of
+    approximant columns, a multiple of the output's zarr chunk so that no two tasks write one
+    chunk; a block is finished when its marker ``OUT.tiles.zarr/done/X0`` exists. The store's
+    ``tiles_key`` (model, inputs, settings, block size) decides whether a store left by a crash
+    is resumed or started afresh."""
+    import zarr
+
+    from .io.atomic import replace_dir
+    from .io.volume import init_zarr_volume, is_zarr
+    from .runinfo import file_stamp
+    nz, window, margin, norm = _prepare(m, srcs, grid, settings, str(paths[srcs[0].name]))
+    _, ny, nx = grid
+    shape = (nz, 2 * ny, 2 * nx)
+    block = settings.block_windows * chunks[2] // 2
+    key = hashlib.sha256(json.dumps({
+        "model": _model_hash(m), "inputs": {n: file_stamp(p) for n, p in paths.items()}, "norm": norm,
+        "settings": settings.model_dump(exclude={"device", "batch_size"}), "shape": shape, "block": block,
+    }, sort_keys=True).encode()).hexdigest()[:16]
+    store = out_path.with_suffix(".tiles.zarr").resolve()
+    done_dir = store / "done"
+    if _tiles_key(store) != key:
+        shutil.rmtree(store, ignore_errors=True)
+        init_zarr_volume(store, shape, voxel_size_m, attrs, chunks=chunks)
+        zarr.open_group(str(store), mode="r+").attrs["tiles_key"] = key
+        done_dir.mkdir()
+    finished = {int(p.name) for p in done_dir.iterdir()}
+    todo = [x0 for x0 in range(0, nx, block) if x0 not in finished]
+    sources = [(s.name, str(paths[s.name].resolve()), s.label, s.scale) for s in srcs]
+    model_arg = model if isinstance(model, LoadedModel) else str(Path(model).resolve())
+
+    def args(x0: int) -> tuple:
+        return model_arg, sources, str(store), (x0, min(nx, x0 + block)), grid, nz, window, margin, norm, settings
+
+    for _ in progress(cluster.map(_predict_block, todo, args, "predict"), "predict", total=len(todo), unit="block"):
+        pass
+    if is_zarr(out_path):
+        shutil.rmtree(done_dir)
+        replace_dir(store, out_path)
+    else:
+        src = zarr.open_array(str(store / "volume"), mode="r")
+        with create_volume(out_path, shape, voxel_size_m, attrs, chunks=chunks) as dst:
+            for x0 in range(0, shape[2], chunks[2]):
+                dst.data[:, :, x0:x0 + chunks[2]] = src[:, :, x0:x0 + chunks[2]]
+        shutil.rmtree(store)
+    return {"blocks": -(-nx // block), "blocks_reused": len(finished), "cluster": cluster.record()}
+
+
+def _tiles_key(store: Path) -> str | None:
+    """The ``tiles_key`` of a tiles store left by an earlier run (None: none, or unreadable)."""
+    import zarr
+    try:
+        return zarr.open_group(str(store), mode="r").attrs.get("tiles_key") if (store / "done").is_dir() else None
+    except Exception:  # a store cut short while it was being made: started afresh
+        return None
+
+
+def _model_hash(m: LoadedModel) -> str:
+    """sha256 of a model's weights, normalisation and patch: what its predictions depend on."""
+    h = hashlib.sha256(json.dumps([m.normalisation, m.patch], sort_keys=True, default=str).encode())
+    for name, t in m.network.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _predict_block(model: str | LoadedModel, sources: list[tuple[str, str, str, int]], store: str,
+                   block: tuple[int, int], grid: tuple[int, int, int], nz: int, window: int, margin: int,
+                   norm: list[tuple[float, float]], settings: PredictSettings) -> None:
+    """One dask task: the output of approximant columns ``block = (x0, x1)`` written into the
+    zarr ``store`` (its ``volume``), then the marker ``done/X0``. ``sources``: (name, file, label,
+    grid scale) of each input; the device is picked here, on the worker."""
+    import zarr
+    device = pick_device(settings.device)
+    m = _model(model, device)
+    out = zarr.open_array(f"{store}/volume", mode="r+")
+
+    def write(x0: int, x1: int, o: torch.Tensor) -> None:
+        out[:, :, 2 * x0:2 * x1] = o.numpy()
+
+    with ExitStack() as stack:
+        srcs = [_Source(n, stack.enter_context(open_volume(p)).data, label, scale) for n, p, label, scale in sources]
+        sliding_window(_network_fn(m, device, settings.amp), _reader(srcs, norm, nz, grid[1]), write,
+                       (nz, grid[1], grid[2]), window, settings.overlap, settings.batch_size, settings.blend, device,
+                       margin=margin, columns=block, show_progress=False)
+    (Path(store) / "done" / str(block[0])).touch()

@@ -18,10 +18,12 @@ from typing import Any, Callable, Literal
 from pydantic import Field, model_validator
 
 from . import rundir
+from .cluster import Cluster, ClusterSettings
 from .config import Settings, load_config_file, settings_from
 from .errors import UserError
 from .io.atomic import atomic_path
 from .nn.unet import COARSE_INPUTS
+from .runinfo import file_stamp
 from .stages import run_approximant, run_evaluate, run_predict, run_simulate, run_train, run_two_step
 
 
@@ -70,6 +72,7 @@ class Context:
     pipeline: PipelineSettings
     settings: dict[str, Settings] = field(default_factory=dict)
     log: Callable[[str], None] = print  # the run's messages (the pipeline's log)
+    cluster: Cluster | None = None  # where per-angle and per-tile tasks run ([cluster]), started on first use
 
     def path(self, name: str) -> Path:
         return self.run_dir / name
@@ -78,15 +81,10 @@ class Context:
         return dict(self.config.get(name, {}))
 
 
-def _file_key(path: Path) -> str:
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def stage_key(stage: Stage, upstream_keys: list[str]) -> str:
     """Hash of the stage's settings, its upstream stages' keys and its external files' stamps."""
     upstream = sorted(upstream_keys)
-    ext = [_file_key(Path(p)) for p in stage.external]
+    ext = [file_stamp(p) for p in stage.external]
     blob = json.dumps({"settings": stage.settings, "up": upstream, "ext": ext}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -154,14 +152,14 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
     """Every stage's validated settings, before any work: a typo or a bad value fails at once with
     one line naming the file, the section and the field. Keys: simulate, golden, baseline (the
     ``[golden]`` values, then ``[baseline]``'s), approximant, train (``inputs`` default
-    :data:`PIPELINE_INPUTS`), predict, and one per baseline method of ``[pipeline] baselines`` and
-    of the network's inputs (:func:`baseline_methods`; the baseline settings with that method)."""
+    :data:`PIPELINE_INPUTS`), predict, cluster, and one per baseline method of ``[pipeline] baselines``
+    and of the network's inputs (:func:`baseline_methods`; the baseline settings with that method)."""
     from .infer import PredictSettings
     from .pretrain import PretrainSettings
     from .recon import ApproximantSettings, TwoStepSettings
     from .simulate import SimulateSettings
     from .train import TrainSettings
-    known = {"pipeline", "simulate", "golden", "baseline", "approximant", "pretrain", "train", "predict"}
+    known = {"pipeline", "simulate", "golden", "baseline", "approximant", "pretrain", "train", "predict", "cluster"}
     for name in config:
         if name not in known:
             raise UserError(f"{config_path}: unknown section [{name}] (known: {', '.join(sorted(known))})")
@@ -177,6 +175,7 @@ def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=N
         "train": train,
         "predict": settings_from(PredictSettings, "predict", sec("predict"), src),
         "pretrain": settings_from(PretrainSettings, "pretrain", sec("pretrain"), src),
+        "cluster": settings_from(ClusterSettings, "cluster", sec("cluster"), src),
     }
     for m in baseline_methods(pipe, train):
         out[m] = settings_from(TwoStepSettings, "baseline", {**sec("golden"), **sec("baseline"), "method": m}, src)
@@ -231,7 +230,7 @@ def _nominal_shape(ctx: "Context") -> tuple[int, int, int] | None:
 # ---------------------------------------------------------------- the stages
 
 def _simulate(ctx: Context) -> dict:
-    r = run_simulate(ctx.settings["simulate"], ctx.run_dir, ctx.pipeline.phantom)
+    r = run_simulate(ctx.settings["simulate"], ctx.run_dir, ctx.pipeline.phantom, cluster=ctx.cluster)
     return {"n_patterns_nominal": r["n_patterns"]["nominal"]}
 
 
@@ -246,7 +245,7 @@ def scan_paths(ctx: Context) -> tuple[Path | None, Path]:
 def _golden(ctx: Context) -> dict:
     nominal, _ = scan_paths(ctx)
     r = run_two_step(nominal, ctx.path(rundir.GOLDEN), ctx.settings["golden"], "golden",
-                     ctx.path(rundir.GOLDEN_CACHE), probe_path=ctx.path(rundir.GOLDEN_PROBE))
+                     ctx.path(rundir.GOLDEN_CACHE), probe_path=ctx.path(rundir.GOLDEN_PROBE), cluster=ctx.cluster)
     if r.get("alignment"):
         ctx.log(f"[golden] {r['alignment']}")
     return {}
@@ -256,7 +255,7 @@ def _baseline(method: str):
     def run(ctx: Context) -> dict:
         _, reduced = scan_paths(ctx)
         r = run_two_step(reduced, ctx.path(rundir.baseline(method)), ctx.settings[method], "baseline",
-                         ctx.path(rundir.BASELINE_CACHE))
+                         ctx.path(rundir.BASELINE_CACHE), cluster=ctx.cluster)
         if r.get("alignment"):
             ctx.log(f"[{method}] {r['alignment']}")
         return {}
@@ -311,7 +310,8 @@ def _predict_with(model: str, out: str):
     """The predict stage of ``model`` into ``out``, from the network's inputs (``[train] inputs``)."""
     def run(ctx: Context) -> dict:
         approx = ctx.path(rundir.APPROXIMANT) if "approximant" in ctx.settings["train"].inputs else None
-        run_predict(ctx.path(model), approx, ctx.path(out), ctx.settings["predict"], baselines=fine_inputs(ctx))
+        run_predict(ctx.path(model), approx, ctx.path(out), ctx.settings["predict"], baselines=fine_inputs(ctx),
+                    cluster=ctx.cluster)
         return {}
     return run
 
@@ -482,7 +482,8 @@ def run_pipeline(run_dir: str | Path, config_path: str | Path | None = None, see
             preflight(est)
         return []
     run_dir.mkdir(parents=True, exist_ok=True)
-    rows = run_stages(ctx, build_stages(ctx), force=force, log=log)
+    with Cluster(ctx.settings["cluster"]) as ctx.cluster:
+        rows = run_stages(ctx, build_stages(ctx), force=force, log=log)
     with atomic_path(run_dir / rundir.TIMINGS) as tmp:
         tmp.write_text(json.dumps({r["stage"]: r["seconds"] for r in rows}, indent=2))
     with atomic_path(run_dir / rundir.SETTINGS) as tmp:

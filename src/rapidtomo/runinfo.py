@@ -39,6 +39,17 @@ def provenance(settings: dict[str, Any] | None = None, sources: list[str] | None
     }
 
 
+def file_stamp(path: str | Path) -> str:
+    """``PATH:SIZE:MTIME_NS`` of a file, or for a folder (a zarr store) of its newest file and its
+    total size: changes when the content is rewritten."""
+    path = Path(path).resolve()
+    st = path.stat()
+    if path.is_dir():
+        stats = [p.stat() for p in path.rglob("*") if p.is_file()]
+        return f"{path}:{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=st.st_mtime_ns)}"
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def write_run_info(path: str | Path, stage: str, settings: dict[str, Any],
                    timings: dict[str, float], extra: dict[str, Any] | None = None) -> Path:
     """Write ``<path>`` (JSON): stage name, settings, timings in seconds, version, and extras."""

@@ -24,21 +24,24 @@ records how the data were made.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from .cluster import Cluster
 from .config import Settings
 from .device import pick_device
-from .io import ScanData, Volume
+from .io import Patterns, ScanData, ScanWriter, Volume
 from .physics.geometry import (BeamGrid, angle_set_deg, beam_grid, detector_distance_for_pixel,
                                object_pixel_size_m, split_sample_shifts, wavelength_m)
 from .physics.noise import poisson_noise
-from .physics.operator import scan_intensities
+from .physics.operator import PtychoTomoOperator
 from .physics import reference
 from .physics.probe import gaussian_schell_modes, probe_modes, spot_diameter_m, zone_plate_probe
 from .physics.scanning import position_errors, scan_positions
@@ -94,6 +97,8 @@ class SimulateSettings(Settings):
                                  "drift_px (y) and drift_px + |axis_offset_px| (x')")
     photons: float = Field(1e6, ge=0, description="mean photons per pattern; 0 means noiseless")
     seed: int = Field(0, description="seed of the phantom layout and the noise")
+    compress_patterns: bool = Field(True, description="gzip the scan files' patterns (level 1, shuffled; "
+                                    "lossless); off: raw float32, faster to write and read, larger on disk")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
 
     @property
@@ -175,14 +180,24 @@ def forward_engine() -> str:
 
 def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, probe: np.ndarray,
               rng: np.random.Generator, desc: str, guess: np.ndarray | None = None,
-              fine: FineModel | None = None, shifts_px: np.ndarray | None = None) -> ScanData:
-    """Simulate one acquisition of ``volume`` at ``angles_deg`` (noise drawn from ``rng``).
+              fine: FineModel | None = None, shifts_px: np.ndarray | None = None,
+              out: str | Path | None = None, attrs: dict | None = None, cluster: Cluster | None = None) -> ScanData:
+    """Simulate one acquisition of ``volume`` at ``angles_deg``, one angle at a time.
 
     ``probe`` is the true probe ``(M, n, n)``; the scan's ``probe`` is ``guess`` (default
     :func:`make_probe_guess`). ``fine`` reuses a built :class:`FineModel` (its slabs already
     chosen); the fine model is built here otherwise. ``shifts_px (n_angles, 2)``: the sample's
     shift (y, x') at each angle (:func:`sample_shifts_px`; fine model only), kept as the scan's
-    ``sample_shift_m``; the positions written are the nominal ones.
+    ``sample_shift_m``; the positions written are the nominal ones. ``rng`` draws the position
+    errors and one seed from which each angle's Poisson noise gets its own generator, so an
+    angle's noise does not depend on which angles were simulated before it.
+
+    ``out``: the scan file, written angle by angle (:class:`~rapidtomo.io.ScanWriter`, resumable:
+    a rerun of the same simulation skips the angles already in the partial file) and returned
+    with lazy patterns (:class:`~rapidtomo.io.Patterns`); else the patterns are held in memory.
+    ``attrs`` are added to the scan's attributes. With an active ``cluster``
+    (:class:`rapidtomo.cluster.Cluster`) each angle is a dask task (the model sent once to every
+    worker) and this process writes the patterns as they come.
     """
     n = settings.detector_size
     if shifts_px is not None and settings.model == "fast":
@@ -194,46 +209,86 @@ def make_scan(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings
                                                                                            settings.n_slabs)
     nominal_tl = physics.top_left(nominal_m, (n, n))
     true_tl = true_corners(nominal_tl, len(angles_deg), physics.slice_shape, n, settings, rng)
-    bar = lambda it: progress(it, desc=desc, total=len(angles_deg), unit="angle")  # noqa: E731
+    noise_seed = int(rng.integers(2**63))
     if settings.model == "fast":
-        intensities = scan_intensities(
-            volume.data, np.deg2rad(angles_deg), physics, probe, true_tl, wavelength_m(settings.energy_kev),
-            attenuation=volume.attenuation, device=pick_device(settings.device), progress=bar)
+        op = PtychoTomoOperator(physics, probe, wavelength_m(settings.energy_kev), device=pick_device(settings.device))
         record = {"model": "fast", "n_slabs": settings.n_slabs, "oversampling": 1,
                   "rotation": "bilinear (the reconstruction operator's)", "engine": "operator"}
     else:
         if fine is None:
             fine = FineModel(volume, settings, probe)
             fine.converge_slabs(angles_deg, nominal_tl, settings.slab_tolerance)
-        intensities = np.empty((len(angles_deg), len(top_left), n, n), np.float32)
-        for i in bar(range(len(angles_deg))):
-            shift = (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i])
-            intensities[i] = fine.intensities(float(np.deg2rad(angles_deg[i])),
-                                              true_tl[i] if true_tl.ndim == 3 else true_tl, shift)
         record = fine.record()
         if shifts_px is not None:
             record["sample_shifts"] = (f"drift up to {settings.drift_px:g} px in y and x' (uniform, seeded, no "
                                        f"rigid part), rotation axis at x' = {settings.axis_offset_px:g} px; "
                                        f"/entry/simulation/sample_shift_m")
+
+    def angle(i: int) -> np.ndarray:
+        """Angle i's patterns (N, n, n), with its own noise."""
+        tl = true_tl[i] if true_tl.ndim == 3 else true_tl
+        theta = float(np.deg2rad(angles_deg[i]))
+        if settings.model == "fast":
+            I = op.scan_intensities(volume.data, [theta], tl, attenuation=volume.attenuation)[0]
+        else:
+            I = fine.intensities(theta, tl, (0.0, 0.0) if shifts_px is None else tuple(shifts_px[i]))
+        return poisson_noise(I, np.random.default_rng([noise_seed, i])) if settings.photons > 0 else I
+
     if true_tl.ndim == 3:
         err = true_tl - nominal_tl[None]
         record["positions"] = (f"true = nominal + errors: random {settings.position_error_px:g} px rms, drift "
                                f"{settings.position_drift_px:g} px rms per axis; measured rms "
                                f"{float(np.sqrt(np.mean(err ** 2))):.3f} px (clipped to the slice grid)")
     if settings.photons > 0:
-        intensities = poisson_noise(intensities, rng)
+        record["noise"] = "Poisson, each angle from its own generator (seeded by the scan's seed and the angle)"
     if guess is None:
         guess = make_probe_guess(settings, volume.voxel_size_m[2], probe)
     record["probe"] = (f"true: {probe.shape[0]} Gaussian Schell-model modes, coherence length "
                        f"{coherence_length(settings, volume.voxel_size_m[2]):.3g} m; /entry/probe: zone-plate "
                        f"guess, defocus x{1 + settings.probe_guess_defocus_error:g}")
-    return ScanData(intensities, nominal_m, angles_deg, guess.astype(np.complex64),
-                    settings.energy_kev, settings.distance_m, settings.detector_pixel_m, volume.shape,
-                    volume.voxel_size_m,
-                    {"simulated": True, "simulation": record, "settings": settings.to_dict()},
+    shape = (len(angles_deg), len(top_left), n, n)
+    scan = ScanData(np.zeros(shape, np.float32) if out is None else Patterns(out, shape=shape), nominal_m,
+                    angles_deg, guess.astype(np.complex64), settings.energy_kev, settings.distance_m,
+                    settings.detector_pixel_m, volume.shape, volume.voxel_size_m,
+                    {"simulated": True, "simulation": record, "settings": settings.to_dict(), **(attrs or {})},
                     true_probe=probe.astype(np.complex64),
                     true_positions_m=None if true_tl.ndim == 2 else physics.positions_m(true_tl, (n, n)),
                     sample_shift_m=None if shifts_px is None else shifts_px * volume.voxel_size_m[2])
+    def made(todo: list[int]):
+        """``(i, patterns)`` of the angles ``todo``, with progress, here or as dask tasks."""
+        if cluster is not None and cluster.active and todo:
+            model = cluster.client().scatter(angle, broadcast=True, hash=False)
+            results = cluster.map(_apply, todo, lambda i: (model, i), desc.replace(" ", "-"))
+        else:
+            results = ((i, angle(i)) for i in todo)
+        return progress(results, desc=desc, total=len(todo), unit="angle")
+
+    if out is None:
+        for i, patterns in made(list(range(len(angles_deg)))):
+            scan.intensities[i] = patterns
+        return scan
+    key = _scan_key(volume, angles_deg, settings, noise_seed, true_tl)
+    with ScanWriter(out, scan, key=key, compress=settings.compress_patterns) as w:
+        for i, patterns in made(list(w.todo())):
+            w.write_angle(i, patterns)
+        w.finish()
+    return scan
+
+
+def _apply(fn, *args):
+    return fn(*args)
+
+
+def _scan_key(volume: Volume, angles_deg: np.ndarray, settings: SimulateSettings, noise_seed: int,
+              true_tl: np.ndarray) -> str:
+    """What makes a scan's patterns (settings, sample, angles, noise seed, positions) as a hash: a
+    partial scan file written under another key is not resumed."""
+    h = hashlib.sha256(json.dumps({"settings": settings.to_dict(), "noise_seed": noise_seed}, sort_keys=True,
+                                  default=str).encode())
+    for a in (volume.data, volume.attenuation, angles_deg, true_tl):
+        if a is not None:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def scan_grid(volume: Volume, settings: SimulateSettings, n_slabs: int) -> BeamGrid:
@@ -335,8 +390,14 @@ def default_phantom(settings: SimulateSettings) -> Volume:
     return synthetic_ic(tuple(settings.shape), (d, d, d), energy_kev=settings.energy_kev, seed=settings.seed)
 
 
-def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple[Volume, ScanData, ScanData]:
-    """Phantom (given or synthetic IC), nominal scan and reduced scan of the same sample."""
+def simulate(settings: SimulateSettings, phantom: Volume | None = None, out: tuple | None = None,
+             attrs: dict | None = None, cluster: Cluster | None = None) -> tuple[Volume, ScanData, ScanData]:
+    """Phantom (given or synthetic IC), nominal scan and reduced scan of the same sample.
+
+    ``out``: the (nominal, reduced) scan files, written angle by angle and resumable
+    (:func:`make_scan`); the scans returned then read their patterns from them. ``attrs`` are
+    added to both scans' attributes (e.g. provenance). ``cluster``: where the angles are
+    simulated (:func:`make_scan`)."""
     phantom = phantom if phantom is not None else default_phantom(settings)
     dz, dy, dx = phantom.voxel_size_m
     if abs(dy - dx) > 1e-6 * dx:
@@ -363,9 +424,10 @@ def simulate(settings: SimulateSettings, phantom: Volume | None = None) -> tuple
         drift_rng = np.random.default_rng(settings.seed + 2)  # apart from the noise's: a drift leaves it as it was
         shifts = [sample_shifts_px(a, settings.drift_px, settings.axis_offset_px, drift_rng)
                   for a in (nominal_angles, reduced_angles)]
-    nominal = make_scan(phantom, nominal_angles, settings, probe, rng, "nominal scan", guess, fine, shifts[0])
-    reduced = make_scan(phantom, reduced_angles, settings, probe, rng, "reduced scan", guess, fine, shifts[1])
-    for s, kind in ((nominal, "nominal"), (reduced, "reduced")):
-        s.attrs["acquisition"] = kind
-        s.attrs["phantom"] = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})
-    return phantom, nominal, reduced
+    origin = json.dumps({k: v for k, v in phantom.attrs.items() if k in ("phantom", "seed")})
+    scans = [make_scan(phantom, angles, settings, probe, rng, f"{kind} scan", guess, fine, shift,
+                       None if out is None else out[j], {**(attrs or {}), "acquisition": kind, "phantom": origin},
+                       cluster)
+             for j, (kind, angles, shift) in enumerate((("nominal", nominal_angles, shifts[0]),
+                                                        ("reduced", reduced_angles, shifts[1])))]
+    return phantom, scans[0], scans[1]

@@ -17,7 +17,7 @@ from typing import Any
 from . import estimate, rundir
 from .distributed import env_rank, env_world
 from .errors import UserError
-from .io import read_scan, read_volume, write_scan, write_volume
+from .io import open_scan, read_volume, write_volume
 from .runinfo import Timer, provenance, write_run_info
 from .validity import check_geometry, geometry_from_attrs, scan_geometry
 
@@ -30,10 +30,11 @@ def info_path(out: str | Path) -> Path:
 
 
 def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None = None,
-                 dry_run: bool = False) -> dict[str, Any]:
+                 dry_run: bool = False, cluster=None) -> dict[str, Any]:
     """Simulate ``phantom.h5``, ``scan_nominal.h5`` and ``scan_reduced.h5`` (and ``simulate.json``) in
     ``out_dir``, from :class:`~rapidtomo.simulate.SimulateSettings`; the phantom is the volume file
     ``phantom_path`` if given, else a synthetic IC. Every file carries the settings as provenance.
+    With an active ``cluster`` (:class:`rapidtomo.cluster.Cluster`) the angles are dask tasks.
 
     Every stage function first prints its memory and time estimate (:mod:`rapidtomo.estimate`)
     and stops with a :class:`UserError` if it would not fit; ``dry_run`` returns
@@ -45,23 +46,22 @@ def run_simulate(settings, out_dir: str | Path, phantom_path: str | Path | None 
     out_dir = Path(out_dir)
     timer = Timer()
     phantom = read_volume(phantom_path) if phantom_path else None
+    sources = [str(phantom_path)] if phantom_path else []
     try:
-        with timer("simulate"):
-            phantom, nominal, reduced = simulate(settings, phantom)
+        with timer("simulate"):  # the scans are written angle by angle as they are made
+            phantom, nominal, reduced = simulate(settings, phantom, (out_dir / rundir.SCAN_NOMINAL,
+                                                 out_dir / rundir.SCAN_REDUCED),
+                                                 provenance(settings.to_dict(), sources), cluster)
     except ValueError as e:
         raise UserError(f"{phantom_path or 'settings'}: {e}") from None
-    sources = [str(phantom_path)] if phantom_path else []
     with timer("write"):
         phantom.attrs.update(provenance(settings.to_dict(), sources))
-        for scan in (nominal, reduced):
-            scan.attrs.update(provenance(settings.to_dict(), sources))
         write_volume(out_dir / rundir.PHANTOM, phantom)
-        write_scan(out_dir / rundir.SCAN_NOMINAL, nominal)
-        write_scan(out_dir / rundir.SCAN_REDUCED, reduced)
     n_patterns = {kind: int(s.intensities.shape[0] * s.intensities.shape[1])
                   for kind, s in (("nominal", nominal), ("reduced", reduced))}
     write_run_info(out_dir / rundir.SIMULATE_INFO, "simulate", settings.to_dict(), timer.seconds,
-                   {"n_patterns": n_patterns, "sources": sources})
+                   {"n_patterns": n_patterns, "sources": sources,
+                    "cluster": cluster.record() if cluster is not None else None})
     return {"phantom_shape": phantom.shape, "nominal_shape": nominal.intensities.shape,
             "reduced_shape": reduced.intensities.shape, "n_patterns": n_patterns, "timings": timer.seconds}
 
@@ -106,7 +106,7 @@ def run_layout_block(settings, out: str | Path, seed: int, force: bool = False) 
 
 def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = "golden",
                  cache_path: str | Path | None = None, probe_path: str | Path | None = None,
-                 dry_run: bool = False) -> dict[str, Any]:
+                 dry_run: bool = False, cluster=None) -> dict[str, Any]:
     """Two-step reconstruction (per-angle ptychography, then FBP or SART) of the scan file
     ``scan_path`` into the volume file ``out``, from :class:`~rapidtomo.recon.TwoStepSettings`.
 
@@ -115,7 +115,9 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     if given, receives the probe used at every angle (retrieved from the scan's guess unless
     ``refine_probe`` is off; HDF5 ``/probe``, docs/formats.md), for ``rapidtomo approximant --probe``.
     With ``align``, the shifts found go to the volume's attrs and the sidecar (``alignment``, for
-    ``rapidtomo approximant --shifts``) and the returned ``alignment`` line is logged.
+    ``rapidtomo approximant --shifts``) and the returned ``alignment`` line is logged. With an
+    active ``cluster`` (:class:`rapidtomo.cluster.Cluster`) the angles are dask tasks; the
+    sidecar's ``cluster`` says where they ran.
     ``dry_run``: return the memory and time estimate without reading or writing anything."""
     from .device import pick_device
     from .recon.two_step import alignment_summary, n_workers, two_step
@@ -127,7 +129,7 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     out = Path(out)
     timer = Timer()
     with timer("read"):
-        scan = read_scan(scan_path)
+        scan = open_scan(scan_path)  # patterns read one angle at a time
     notes = [n for n in [depth_of_field_note(scan, settings.n_slices)] if n]
     if scan.sample_shift_m is not None and not settings.align:
         notes.append("the scan records a simulated drift or axis offset (/entry/simulation/sample_shift_m) but "
@@ -137,7 +139,7 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
     try:
         with timer("two_step"):
             vol = two_step(scan, settings, cache_path=cache_path or out.with_suffix(".cache.h5"),
-                           probe_path=probe_path)
+                           probe_path=probe_path, cluster=cluster)
     except ValueError as e:
         raise UserError(f"{scan_path}: {e}") from None
     vol.attrs.update(provenance(settings.to_dict(), [scan_path]))
@@ -151,7 +153,8 @@ def run_two_step(scan_path: str | Path, out: str | Path, settings, stage: str = 
         log.info(f"{scan_path}: {line}")
     write_run_info(info_path(out), stage, settings.to_dict(), timer.seconds,
                    {"sources": [str(scan_path)], "notes": notes, "alignment": alignment,
-                    "probe_out": str(probe_path) if probe_path is not None else None})
+                    "probe_out": str(probe_path) if probe_path is not None else None,
+                    "cluster": cluster.record() if cluster is not None else None})
     return {"shape": vol.shape, "n_angles": scan.n_angles, "timings": timer.seconds, "notes": notes,
             "alignment": line}
 
@@ -288,7 +291,7 @@ def run_approximant(scan_path: str | Path, out: str | Path, settings,
         return {"estimate": est}
     timer = Timer()
     with timer("read"):
-        scan = read_scan(scan_path)
+        scan = open_scan(scan_path)  # patterns read one angle at a time
         if probe_path is not None:
             scan.probe, dataset = read_probe_file(probe_path, scan)
             probe_source = f"{probe_path}:{dataset}"
@@ -360,7 +363,8 @@ def run_train(approximant_path: str | Path, target_path: str | Path, out: str | 
 
 
 def run_predict(model_path: str | Path, approximant_path: str | Path | None, out: str | Path, settings,
-                dry_run: bool = False, baselines: dict[str, str | Path] | None = None) -> dict[str, Any]:
+                dry_run: bool = False, baselines: dict[str, str | Path] | None = None,
+                cluster=None) -> dict[str, Any]:
     """Apply a trained model to its input files and write the prediction and its sidecar.
 
     Parameters
@@ -380,6 +384,8 @@ def run_predict(model_path: str | Path, approximant_path: str | Path | None, out
     dry_run : bool
         Print the estimate (:mod:`rapidtomo.estimate`) and return ``{"estimate": ...}`` without
         writing anything.
+    cluster : rapidtomo.cluster.Cluster, optional
+        Where the blocks of columns run when active (:func:`rapidtomo.infer.predict_file`).
 
     Returns
     -------
@@ -411,7 +417,7 @@ def run_predict(model_path: str | Path, approximant_path: str | Path | None, out
         return {"estimate": est}
     timer = Timer()
     with timer("predict"):
-        summary = predict_file(model_path, approximant_path, out, settings, baselines)
+        summary = predict_file(model_path, approximant_path, out, settings, baselines, cluster)
     sources = [str(model_path)] + ([str(approximant_path)] if approximant_path is not None else [])
     write_run_info(info_path(out), "predict", settings.to_dict(), timer.seconds,
                    {**summary, "inputs": list(m.settings.inputs), "sources": sources + [str(p) for p in baselines.values()]})

@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from .io.scan import mean_photons
+
 log = logging.getLogger("rapidtomo.validity")
 
-# approximant settings that do not change the result (where it runs, how it batches)
-_APPROX_IGNORED = ("device", "batch_size")
+# approximant settings that do not change the result (where it runs, how it batches, what it holds in memory)
+_APPROX_IGNORED = ("device", "batch_size", "patterns_memory_gb")
 # (field, relative tolerance) compared by check_geometry; None: exact
 CHECKED: tuple[tuple[str, float | None], ...] = (
     ("energy_kev", 1e-4), ("detector_pixel_m", 1e-4), ("detector_distance_m", 1e-3), ("detector_size", None),
@@ -57,7 +59,7 @@ def scan_geometry(scan, approximant_settings) -> dict[str, Any]:
             "n_slabs": int(a["n_slabs"]), "depth_m": float(Z * scan.voxel_size_m[0]),
             "volume_shape": [int(v) for v in scan.volume_shape],
             "voxel_size_m": [float(v) for v in scan.voxel_size_m],
-            "photons": float(np.asarray(scan.intensities, dtype=np.float64).sum(axis=(-2, -1)).mean()),
+            "photons": mean_photons(scan.intensities),
             "approximant": {k: v for k, v in a.items() if k not in _APPROX_IGNORED},
             "approximant_hash": approximant_hash(a)}
 

@@ -249,3 +249,18 @@ def test_cxi_with_dead_pixels_gives_the_original_approximant(tmp_path):
     assert masked >= 0.99
     assert np.linalg.norm(volumes["masked"] - reference) < np.linalg.norm(volumes["unmasked"] - reference)
     assert unmasked < masked
+
+
+def test_cxi_import_reads_one_entry_at_a_time(tmp_path, rng, monkeypatch):
+    from rapidtomo.io.importers import read_cxi
+    from rapidtomo.io.importers.cxi import CxiPatterns
+    s = small_scan(rng, n_angles=4)
+    write_cxi(tmp_path / "all.cxi", s, [0, 1, 2, 3])
+    scan = read_cxi([tmp_path / "all.cxi"], (4, 6, 8))
+    assert isinstance(scan.intensities, CxiPatterns) and scan.intensities.reads == 0  # left in the file
+    reads = []
+    real = CxiPatterns._read
+    monkeypatch.setattr(CxiPatterns, "_read", lambda self, k: (reads.append(k), real(self, k))[1])
+    write_scan(tmp_path / "scan.h5", scan)
+    assert reads == [0, 1, 2, 3]  # one entry at a time, each once
+    assert_same_scan(read_scan(tmp_path / "scan.h5"), s)

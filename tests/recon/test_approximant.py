@@ -148,3 +148,28 @@ def test_output_slices_must_not_be_fewer_than_the_slabs():
         ApproximantSettings(n_slabs=5, output_slices=4)
     with pytest.raises(ValueError, match="fewer than n_slabs"):
         ApproximantSettings(output_slices=3)  # the default 5 slabs
+
+
+def test_streamed_scan_gives_the_in_memory_approximant_holding_at_most_the_allowed_angles(tmp_path, monkeypatch):
+    from rapidtomo.io import Patterns, open_scan, write_scan
+    scan = reduced_scan(block_phantom(4), 6, photons=1e5)
+    write_scan(tmp_path / "s.h5", scan)
+    s = ApproximantSettings(iterations=2)
+    in_memory = approximant(scan, s)
+    n_pos, h, w = scan.intensities.shape[1:]
+    half_angle = n_pos * (h // 2) * (w // 2) * 4
+    reads = []
+    real = Patterns.angle
+    monkeypatch.setattr(Patterns, "angle", lambda self, i: (reads.append(i), real(self, i))[1])
+    lazy = open_scan(tmp_path / "s.h5")
+    lazy.probe = lazy.true_probe
+    streamed = approximant(lazy, s.model_copy(update={"patterns_memory_gb": 2.5 * half_angle / 1e9}))
+    np.testing.assert_allclose(streamed.data, in_memory.data, rtol=1e-6, atol=1e-7 * np.abs(in_memory.data).max())
+    assert streamed.attrs["loss_history"] == pytest.approx(in_memory.attrs["loss_history"], rel=1e-6)
+    counts = np.bincount(reads, minlength=6)
+    assert counts[:2].tolist() == [1, 1]  # two angles fit in the memory allowed: read once and held
+    evaluations = counts[2]  # the others are read again at every evaluation of the loss, one at a time
+    assert evaluations >= 2 * 2 + 1 and np.all(counts[2:] == evaluations)
+    reads.clear()
+    approximant(open_scan(tmp_path / "s.h5"), s)  # all fit (the default): every angle read once
+    assert sorted(reads) == list(range(6))

@@ -194,3 +194,21 @@ def test_position_refinement_moves_positions_toward_the_truth():
     assert abs(r.top_left.mean(1) - tl.mean(1)).max() < 0.05  # the mean shift stays ~0 (0 but for the grid edges)
     print(f"position error on the sample: {rms(tl):.3f} px → {rms(r.top_left):.3f} px")
     assert rms(r.top_left) < 0.6 * rms(tl)
+
+
+def test_two_step_of_a_streamed_scan_equals_the_in_memory_one(tmp_path, monkeypatch):
+    from rapidtomo.io import Patterns, open_scan, read_scan, write_scan
+    from rapidtomo.recon.two_step import probe_angle_indices
+    _, nom, _ = small_scans(n_nominal=4, photons=1e5)
+    write_scan(tmp_path / "s.h5", nom)
+    s = TwoStepSettings(epochs=2, probe_epochs=2, probe_angles=2, method="fbp", workers=1)
+    in_memory = two_step(read_scan(tmp_path / "s.h5"), s, cache_path=tmp_path / "a.cache.h5")
+    reads = []
+    real = Patterns.angle
+    monkeypatch.setattr(Patterns, "angle", lambda self, i: (reads.append(i), real(self, i))[1])
+    streamed = two_step(open_scan(tmp_path / "s.h5"), s, cache_path=tmp_path / "b.cache.h5")
+    np.testing.assert_allclose(streamed.data, in_memory.data, rtol=1e-6, atol=1e-7 * np.abs(in_memory.data).max())
+    # every angle once for the cache key and once for its ptychography, the probe's angles once more
+    expected = np.full(4, 2)
+    expected[probe_angle_indices(nom.angles_deg, 2)] += 1
+    assert np.bincount(reads, minlength=4).tolist() == expected.tolist()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pipeline
+from .flags import cluster_overrides
 
 HELP = "run the whole method on a built-in sample (synthetic IC or standard-cell block) and print metrics, " \
        "timings and the report path"
@@ -49,6 +50,6 @@ def overrides(args) -> dict[str, dict[str, Any]]:
 def run(args) -> int:
     from ..pipeline import run_pipeline
     rows = run_pipeline(args.out, pipeline.config_path(args), seed=getattr(args, "seed", None), force=args.force,
-                        overrides=overrides(args))
+                        overrides={**overrides(args), **cluster_overrides(args)})
     pipeline.finish(args.out, rows)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import types
 import typing
+from pathlib import Path
 from typing import Any, Iterable
 
 from ..config import Settings
@@ -58,12 +59,13 @@ def _show(value: Any) -> str:
 
 def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings], fields: Iterable[str],
                            names: dict[str, str] | None = None, defaults: dict[str, Any] | None = None,
-                           metavars: dict[str, Any] | None = None) -> None:
+                           metavars: dict[str, Any] | None = None, dest_prefix: str = "") -> None:
     """Add ``--field-name`` flags for ``fields`` of ``cls``: type, choices and help from the field.
 
     ``names`` renames flags (``{"theta_max_deg": "--theta-max"}``); ``defaults`` are the defaults
     that the command passes to :func:`~rapidtomo.config.build_settings` instead of the class's,
-    shown in the help. The parsed value keeps the field's name (``args.theta_max_deg``).
+    shown in the help. The parsed value keeps the field's name (``args.theta_max_deg``), after
+    ``dest_prefix`` where two settings classes of one command share a field name.
     """
     for name in fields:
         info = cls.model_fields[name]
@@ -75,7 +77,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
         if metavars and name in metavars:
             kw["metavar"] = metavars[name]
         flag = (names or {}).get(name, "--" + name.replace("_", "-"))
-        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"), **kw)
+        parser.add_argument(flag, dest=dest_prefix + name, default=argparse.SUPPRESS,
+                            help=help_text.replace("%", "%%"), **kw)
 
 
 def add_dry_run_argument(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +87,34 @@ def add_dry_run_argument(parser: argparse.ArgumentParser) -> None:
                         "(0 if it fits the memory available, 2 if not) without writing anything")
 
 
-def settings_overrides(args: argparse.Namespace, fields: Iterable[str]) -> dict[str, Any]:
+def settings_overrides(args: argparse.Namespace, fields: Iterable[str], dest_prefix: str = "") -> dict[str, Any]:
     """The given flags among ``fields`` as ``{field: value}`` (flags not given are absent)."""
-    return {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    return {name: getattr(args, dest_prefix + name) for name in fields if hasattr(args, dest_prefix + name)}
+
+
+CLUSTER_FLAGS = {"scheduler": "--scheduler", "workers": "--cluster-workers", "retries": "--cluster-retries"}
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scheduler ADDRESS``, ``--cluster-workers N``, ``--cluster-retries N`` (section ``[cluster]``,
+    :class:`rapidtomo.cluster.ClusterSettings`)."""
+    from ..cluster import ClusterSettings
+    add_settings_arguments(parser, ClusterSettings, CLUSTER_FLAGS, names=CLUSTER_FLAGS, dest_prefix="cluster_",
+                           metavars={"scheduler": "ADDRESS", "workers": "N", "retries": "N"})
+
+
+def cluster_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The cluster flags given as the pipeline's overrides ``{"cluster": {field: value}}`` (``{}``
+    without any)."""
+    given = settings_overrides(args, CLUSTER_FLAGS, dest_prefix="cluster_")
+    return {"cluster": given} if given else {}
+
+
+def cluster_settings(args: argparse.Namespace, config_path: Path | None):
+    """:class:`~rapidtomo.cluster.ClusterSettings` from the config file's ``[cluster]`` section (if
+    it has one: a stage's file may hold its keys at top level) and the cluster flags."""
+    from ..cluster import ClusterSettings
+    from ..config import build_settings, load_config_file
+    has = config_path is not None and "cluster" in load_config_file(config_path)
+    return build_settings(ClusterSettings, "cluster", config_path if has else None,
+                          settings_overrides(args, CLUSTER_FLAGS, dest_prefix="cluster_"))

@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
+from .flags import add_cluster_arguments, add_dry_run_argument, add_settings_arguments, cluster_settings, \
+    settings_overrides
 
 HELP = "two-step golden standard: per-angle ptychography, phase projections, SART (10 sweeps)"
 SECTION = "golden"
@@ -27,17 +28,21 @@ def add_arguments(p: argparse.ArgumentParser, section: str = SECTION, defaults: 
                        "/probe) for rapidtomo approximant --probe (default: OUT's name + _probe.h5, e.g. "
                        "golden_probe.h5)")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, defaults=defaults)
+    add_cluster_arguments(p)
     add_dry_run_argument(p)
 
 
 def run(args, section: str = SECTION, defaults: dict = DEFAULTS) -> int:
+    from ..cluster import Cluster
     from ..stages import run_two_step
     cls = _settings_class()
     settings = build_settings(cls, section, args.config, settings_overrides(args, cls.model_fields), defaults)
     probe_out = None
     if section == SECTION:
         probe_out = args.probe_out or args.out.with_name(args.out.stem + "_probe.h5")
-    r = run_two_step(args.scan, args.out, settings, stage=section, probe_path=probe_out, dry_run=args.dry_run)
+    with Cluster(cluster_settings(args, args.config)) as cluster:
+        r = run_two_step(args.scan, args.out, settings, stage=section, probe_path=probe_out, dry_run=args.dry_run,
+                         cluster=cluster)
     if args.dry_run:
         return 0
     print(f"wrote {args.out} {r['shape']} ({settings.method.upper()}, {r['n_angles']} angles) in "

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from .. import rundir
-from .flags import add_dry_run_argument, add_settings_arguments
+from .flags import add_cluster_arguments, add_dry_run_argument, add_settings_arguments, cluster_overrides
 
 HELP = "run every stage (simulate or your scans → golden → baselines → approximant → train → predict → " \
        "evaluate → report) in RUN_DIR, skipping unchanged stages"
@@ -15,7 +15,7 @@ HELP = "run every stage (simulate or your scans → golden → baselines → app
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="run directory (created; holds every input, output and log)")
     add_config_arguments(p, "TOML/YAML with [pipeline], [simulate], [golden], [baseline], [approximant], "
-                         "[train], [predict] sections; see rapidtomo/presets/demo.toml")
+                         "[train], [predict], [cluster] sections; see rapidtomo/presets/demo.toml")
     add_pipeline_arguments(p)
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
     add_dry_run_argument(p)
@@ -38,9 +38,11 @@ def config_path(args) -> Path | None:
 
 
 def add_pipeline_arguments(p: argparse.ArgumentParser) -> None:
-    """``--seed`` (from ``PipelineSettings``; overrides the config's ``[pipeline] seed``)."""
+    """``--seed`` (from ``PipelineSettings``; overrides the config's ``[pipeline] seed``) and the
+    cluster flags (over the config's ``[cluster]``)."""
     from ..pipeline import PipelineSettings
     add_settings_arguments(p, PipelineSettings, ["seed"])
+    add_cluster_arguments(p)
 
 
 def finish(run_dir: Path, rows) -> None:
@@ -63,7 +65,7 @@ def finish(run_dir: Path, rows) -> None:
 def run(args) -> int:
     from ..pipeline import run_pipeline
     rows = run_pipeline(args.run_dir, config_path(args), seed=getattr(args, "seed", None), force=args.force,
-                        dry_run=args.dry_run)
+                        dry_run=args.dry_run, overrides=cluster_overrides(args))
     if args.dry_run:
         return 0
     finish(args.run_dir, rows)

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..config import build_settings
-from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
+from .flags import add_cluster_arguments, add_dry_run_argument, add_settings_arguments, cluster_settings, \
+    settings_overrides
 
 HELP = "predict the golden-standard-quality volume from an approximant (and/or the reduced-angle SART/FBP) " \
        "with a trained model"
@@ -28,15 +29,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "settings and timings go to OUT with suffix .json")
     p.add_argument("--config", type=Path, help="TOML/YAML settings file (section [predict])")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields)
+    add_cluster_arguments(p)
     add_dry_run_argument(p)
 
 
 def run(args) -> int:
+    from ..cluster import Cluster
     from ..stages import run_predict
     cls = _settings_class()
     settings = build_settings(cls, "predict", args.config, settings_overrides(args, cls.model_fields))
     baselines = {n: getattr(args, n) for n in ("sart", "fbp") if getattr(args, n) is not None}
-    r = run_predict(args.model, args.approximant, args.out, settings, dry_run=args.dry_run, baselines=baselines)
+    with Cluster(cluster_settings(args, args.config)) as cluster:
+        r = run_predict(args.model, args.approximant, args.out, settings, dry_run=args.dry_run, baselines=baselines,
+                        cluster=cluster)
     if args.dry_run:
         return 0
     print(f"wrote {args.out} {tuple(r['output_shape'])} in {r['timings']['predict']:.1f} s "

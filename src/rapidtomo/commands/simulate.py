@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from ..config import build_settings, preset, preset_names
-from .flags import add_dry_run_argument, add_settings_arguments, settings_overrides
+from .flags import add_cluster_arguments, add_dry_run_argument, add_settings_arguments, cluster_settings, \
+    settings_overrides
 
 HELP = "simulate a phantom (synthetic IC or your volume) and its nominal and reduced-angle scans"
 NAMES = {"theta_max_deg": "--theta-max", "theta_max_nominal_deg": "--theta-max-nominal"}
@@ -27,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phantom", type=Path, help="simulate this volume file (phase per voxel) instead of a synthetic IC")
     add_settings_arguments(p, _settings_class(), _settings_class().model_fields, names=NAMES,
                            metavars={"shape": ("Z", "Y", "X")})
+    add_cluster_arguments(p)
     add_dry_run_argument(p)
 
 
@@ -37,9 +39,11 @@ def settings_from_args(args):
 
 
 def run(args) -> int:
+    from ..cluster import Cluster
     from ..stages import run_simulate
     settings = settings_from_args(args)
-    r = run_simulate(settings, args.out, args.phantom, dry_run=args.dry_run)
+    with Cluster(cluster_settings(args, args.config)) as cluster:
+        r = run_simulate(settings, args.out, args.phantom, dry_run=args.dry_run, cluster=cluster)
     if args.dry_run:
         return 0
     print(f"wrote {args.out}/phantom.h5 {r['phantom_shape']}, scan_nominal.h5 {r['nominal_shape']}, "

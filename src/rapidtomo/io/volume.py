@@ -184,12 +184,8 @@ def create_volume(path: str | Path, shape: tuple[int, int, int], voxel_size_m, a
     vs = tuple(float(v) for v in voxel_size_m)
     attrs = dict(attrs or {})
     if is_zarr(path):
-        import zarr
         with atomic_dir(path) as tmp:
-            g = zarr.open_group(str(tmp), mode="w")
-            arrays = [g.create_array(name, shape=shape, chunks=chunks or "auto", dtype=dt)
-                      for name, dt in _arrays(dtype, attenuation_dtype)]
-            arrays[0].attrs.update({"voxel_size_m": list(vs), **{k: _zarr_attr(v) for k, v in attrs.items()}})
+            arrays = init_zarr_volume(tmp, shape, vs, attrs, dtype, chunks, attenuation_dtype)
             yield VolumeFile(path, arrays[0], vs, attrs, arrays[1] if len(arrays) > 1 else None, lambda: None)
         return
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -199,6 +195,21 @@ def create_volume(path: str | Path, shape: tuple[int, int, int], voxel_size_m, a
         for k, v in attrs.items():
             arrays[0].attrs[k] = _h5_attr(v)
         yield VolumeFile(path, arrays[0], vs, attrs, arrays[1] if len(arrays) > 1 else None, f.close)
+
+
+def init_zarr_volume(path: str | Path, shape: tuple[int, int, int], voxel_size_m, attrs: dict[str, Any],
+                     dtype=np.float32, chunks: tuple[int, int, int] | None = None, attenuation_dtype=None) -> list:
+    """Create the zarr volume layout at ``path`` in place (replacing what is there): arrays
+    ``volume`` (and ``attenuation``) of ``shape (z, y, x)``, attributes as :func:`create_volume`'s.
+    Returns the arrays; for a store that workers fill (:func:`rapidtomo.infer.predict_file` on a
+    cluster), else use :func:`create_volume`, which is atomic."""
+    import zarr
+    g = zarr.open_group(str(path), mode="w")
+    arrays = [g.create_array(name, shape=tuple(shape), chunks=chunks or "auto", dtype=dt)
+              for name, dt in _arrays(dtype, attenuation_dtype)]
+    arrays[0].attrs.update({"voxel_size_m": [float(v) for v in voxel_size_m],
+                            **{k: _zarr_attr(v) for k, v in attrs.items()}})
+    return arrays
 
 
 def write_volume(path: str | Path, volume: Volume) -> Path:

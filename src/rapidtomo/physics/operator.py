@@ -138,6 +138,7 @@ class PtychoTomoOperator:
 
 def scan_intensities(phase, angles_rad, grid: BeamGrid, probe, top_left, wavelength_m: float,
                      attenuation=None, device="cpu", dtype=torch.float32, progress=None) -> np.ndarray:
-    """:meth:`PtychoTomoOperator.scan_intensities` of a one-off operator (the simulator's entry point)."""
+    """:meth:`PtychoTomoOperator.scan_intensities` of a one-off operator (checks; the simulator
+    builds one operator and calls it per angle)."""
     op = PtychoTomoOperator(grid, probe, wavelength_m, device=device, dtype=dtype)
     return op.scan_intensities(phase, angles_rad, top_left, attenuation=attenuation, progress=progress)

@@ -21,6 +21,10 @@ sum of a few float32 terms is exact unless they differ by ~2^29 in size, so its 
 2 processes gave the one-process volume bit for bit (docs/user-guide.md, "Running on several
 processes/machines").
 
+Memory does not grow with the scan: each process holds the patterns (and operators) of as many of
+its angles as ``patterns_memory_gb`` allows and reads the others from the scan file, one angle at
+a time, at every evaluation (:class:`CoarseAngles`); the result is the same.
+
 Step size ("gd"): along −∇L, a trial step that changes the phase of the most sensitive voxel by
 ``trial_phase_rad``, then the minimum of the parabola through L(0), L'(0) and the trial,
 accepted if it lowers the loss, else halved (backtracking). No per-data-set tuning: the trial is
@@ -60,6 +64,9 @@ class ApproximantSettings(Settings):
     trial_phase_rad: float = Field(0.1, gt=0, description="gd: trial step's largest phase change (rad)")
     lr_rad: float = Field(0.02, gt=0, description="adam: learning rate (rad per step)")
     batch_size: int | None = Field(None, ge=1, description="positions per batch (memory bound); default from size")
+    patterns_memory_gb: float = Field(2.0, gt=0, description="most GB of (central-half) patterns held in memory "
+                                      "per process, with their angles' rotation weights; the angles beyond it are "
+                                      "read from the scan file in turn at every evaluation (slower, same result)")
     precision: Literal["float32", "float64"] = Field("float32", description="arithmetic precision")
     device: str = Field("auto", description="torch device: auto, cpu, cuda")
 
@@ -76,16 +83,52 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclasses.dataclass
 class CoarseProblem:
-    """Everything the loss needs, on the coarse grid: data, windows and the operator of each of
+    """Everything the loss needs, on the coarse grid: the operator, data and windows of each of
     this process's angles, the scan's angle count and the processes that share the sum."""
 
-    data: torch.Tensor  # (this process's angles, N, h/2, w/2) real
+    angles: CoarseAngles  # (H_θ, patterns (N, h/2, w/2)) of each angle of this process
     top_left: torch.Tensor  # (this process's angles, N, 2) pixels on the coarse grid, float64
-    operators: list[AngleOperator]  # H_θ on the coarse grid, one per angle of this process
     n_angles: int  # Nθ of Eq. 3: the scan's angles, over all processes
     procs: Processes = dataclasses.field(default_factory=Processes)
     bad: torch.Tensor | None = None  # (h/2, w/2) bool, True = bad detector pixel
     saturation_level: float | None = None
+
+
+class CoarseAngles:
+    """This process's angles on the coarse grid: ``angles[a]`` is ``(H_θ, patterns)``, the angle's
+    :class:`~rapidtomo.physics.operator.AngleOperator` and the central half of its patterns, an
+    ``(N, h/2, w/2)`` tensor.
+
+    The first angles whose patterns fit in ``memory_bytes`` are made once and held (``n_held``,
+    with their operators' rotation weights); the others are read from ``intensities`` (a scan
+    file's :class:`~rapidtomo.io.Patterns`, one angle at a time, or an array) and their operators
+    built at every use, so at most ``memory_bytes`` of patterns plus one angle are in memory
+    whatever the scan's size.
+    """
+
+    def __init__(self, intensities, op: PtychoTomoOperator, angles_rad: np.ndarray, indices: range,
+                 memory_bytes: float):
+        self.intensities, self.op, self.angles_rad, self.indices = intensities, op, angles_rad, indices
+        n_pos, h, w = intensities.shape[1:]
+        self.shape = (len(indices), n_pos, h // 2, w // 2)
+        self.dtype = op.dtype
+        self.angle_bytes = n_pos * (h // 2) * (w // 2) * op.dtype.itemsize
+        self.n_held = min(len(indices), int(memory_bytes // self.angle_bytes))
+        self.held = [self._patterns(a) for a in range(self.n_held)]
+
+    def _patterns(self, a: int) -> torch.Tensor:
+        patterns = crop_patterns_center(self.intensities[self.indices[a]])
+        return torch.as_tensor(np.ascontiguousarray(patterns)).to(self.op.device, self.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, a: int) -> tuple[AngleOperator, torch.Tensor]:
+        theta = float(self.angles_rad[self.indices[a]])
+        if a < self.n_held:
+            return self.op.at(theta), self.held[a]
+        return (AngleOperator(self.op.grid, theta, self.op.probe, self.op.wavelength_m, self.dtype),
+                self._patterns(a))
 
 
 def coarse_shape(volume_shape, n_slabs: int) -> tuple[int, int, int]:
@@ -102,7 +145,8 @@ def coarse_voxel(volume_shape, voxel_size_m, n_slabs: int) -> tuple[float, float
 def build_problem(scan: ScanData, settings: ApproximantSettings, device,
                   procs: Processes = Processes(), sample_shift_m: np.ndarray | None = None) -> CoarseProblem:
     """Reduce the scan to the coarse grid: central half of the patterns, probe, positions; only
-    the angles of ``procs.share`` (all of them in one process) are kept.
+    the angles of ``procs.share`` (all of them in one process) are kept, their patterns held up to
+    ``settings.patterns_memory_gb`` (:class:`CoarseAngles`).
 
     ``sample_shift_m (n_angles, 2)``: the sample's shift (y, x') at each angle (an alignment's,
     :func:`rapidtomo.recon.two_step.alignment_record`); the probe then sat at ``positions − shift``
@@ -124,20 +168,19 @@ def build_problem(scan: ScanData, settings: ApproximantSettings, device,
     grid = grid.covering(positions, window)
     top_left = grid.top_left(positions, window)[mine.start:mine.stop]
     real = _DTYPES[settings.precision]
-    patterns = crop_patterns_center(scan.intensities[mine.start:mine.stop])
-    data = torch.as_tensor(np.ascontiguousarray(patterns)).to(device, real)
     op = PtychoTomoOperator(grid, downsample_probe(scan.probe), scan.wavelength_m, device=device, dtype=real)
+    angles = CoarseAngles(scan.intensities, op, np.deg2rad(scan.angles_deg), range(mine.start, mine.stop),
+                          settings.patterns_memory_gb * 1e9)
     bad = None if scan.detector_mask is None else crop_patterns_center(scan.detector_mask)
-    return CoarseProblem(data, torch.as_tensor(top_left, device=device),
-                         [op.at(a) for a in np.deg2rad(scan.angles_deg[mine.start:mine.stop])],
-                         int(scan.n_angles), procs, as_mask_tensor(bad, device), scan.saturation_level)
+    return CoarseProblem(angles, torch.as_tensor(top_left, device=device), int(scan.n_angles), procs,
+                         as_mask_tensor(bad, device), scan.saturation_level)
 
 
 def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad: bool = True,
                   show: bool = False) -> tuple[float, torch.Tensor | None]:
     """Eq. 3 at φ ``(n_slabs, Yc, Xc)`` and, if asked, its gradient (same shape and dtype), batched
     over positions; summed in float64 over this process's angles, then over the processes."""
-    n_ang, n_pos = prob.data.shape[:2]
+    n_ang, n_pos = prob.angles.shape[:2]
     norm = 1.0 / (2 * prob.n_angles * n_pos)
     total = 0.0
     grad = torch.zeros_like(phi, dtype=torch.float64) if with_grad else None
@@ -146,14 +189,14 @@ def loss_and_grad(phi: torch.Tensor, prob: CoarseProblem, batch: int, with_grad:
         angles = progress(angles, desc="  angles", total=n_ang, unit="angle", leave=False)
     for a in angles:
         with torch.set_grad_enabled(with_grad):
-            op = prob.operators[a]
+            op, data = prob.angles[a]
             p = phi.detach().requires_grad_(with_grad)
             slabs = op.slab_phases(p)
             leaf = slabs.detach().requires_grad_(with_grad)
             for i in range(0, n_pos, batch):
                 t = transmission(leaf)
                 pred = far_field_intensity(op.multislice.exit_waves(t, prob.top_left[a, i:i + batch]))
-                g = prob.data[a, i:i + batch]
+                g = data[i:i + batch]
                 weight = valid_pixels(g, prob.bad, prob.saturation_level)
                 loss = norm * ((pred - g) ** 2 if weight is None else (pred - g) ** 2 * weight).sum()
                 if with_grad:
@@ -196,9 +239,9 @@ def _approximant(scan: ScanData, settings: ApproximantSettings, procs: Processes
     """:func:`approximant` on this process's share of the angles, on ``device``."""
     t0 = time.perf_counter()
     prob = build_problem(scan, settings, device, procs, sample_shift_m)
-    probe = prob.operators[0].multislice.probe
+    probe = prob.angles.op.probe
     batch = settings.batch_size or default_batch(probe.shape[0], probe.shape[-2:], settings.n_slabs)
-    phi = torch.zeros(coarse_shape(scan.volume_shape, settings.n_slabs), dtype=prob.data.dtype, device=device)
+    phi = torch.zeros(coarse_shape(scan.volume_shape, settings.n_slabs), dtype=prob.angles.dtype, device=device)
     history, step_sizes = [], []
     adam = torch.optim.Adam([phi.requires_grad_()], lr=settings.lr_rad) if settings.optimizer == "adam" else None
     step = None

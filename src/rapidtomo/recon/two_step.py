@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ..cluster import Cluster
 from ..config import Settings
 from ..device import pick_device
 from ..io import ScanData, Volume
@@ -78,15 +79,18 @@ class TwoStepSettings(Settings):
     align_iterations: int = Field(10, ge=1, description="align: the most reconstruct-reproject-register rounds "
                                   "(fewer once no projection moves by more than 0.05 pixel)")
     device: str = Field("auto", description="torch device for ptychography: auto, cpu, cuda")
-    workers: int = Field(0, ge=0, description="CPU processes solving angles in parallel, one torch thread each "
-                         "(0: torch's thread count, i.e. the cores or OMP_NUM_THREADS); 1 on CUDA")
+    workers: int = Field(0, ge=0, description="without a dask cluster ([cluster] scheduler = 'off'): CPU processes "
+                         "solving angles in parallel, one torch thread each (0: torch's thread count, i.e. the cores "
+                         "or OMP_NUM_THREADS); 1 on CUDA")
 
 
 def _settings_hash(scan: ScanData, s: TwoStepSettings) -> str:
     keep = {k: v for k, v in s.to_dict().items()
             if k not in ("method", "sweeps", "align", "align_iterations", "device", "workers")}
-    blob = json.dumps({"rows": "slice grid", "ptycho": keep, "angles": scan.angles_deg.tolist(), "shape": scan.intensities.shape,
-                       "sum": float(scan.intensities[:, :, ::7, ::7].sum())}, sort_keys=True)
+    I = scan.intensities  # a sample of every angle's pixels, read one angle at a time
+    total = sum(float(I[i, :, ::7, ::7].sum(dtype=np.float64)) for i in range(scan.n_angles))
+    blob = json.dumps({"rows": "slice grid", "ptycho": keep, "angles": scan.angles_deg.tolist(),
+                       "shape": list(I.shape), "sum": total}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -103,10 +107,12 @@ def detector_and_positions(settings: TwoStepSettings, detector: tuple, positions
 
 
 def _angle_projection(intensities: np.ndarray, probe: np.ndarray, top_left: np.ndarray, grid, theta_rad: float,
-                      wavelength_m: float, settings: TwoStepSettings, seed: int, device,
+                      wavelength_m: float, settings: TwoStepSettings, seed: int, device: str,
                       detector: tuple = (None, None)) -> np.ndarray:
     """One angle: ptychography, unwrapping, offset/ramp removal → ``(height, width)`` radians on the slice grid.
+    ``device``: a name for :func:`~rapidtomo.device.pick_device`, resolved where this runs;
     ``detector``: the scan's (detector_mask, saturation_level)."""
+    device = pick_device(device)
     phase, corners = reconstruct_angle(intensities, probe, top_left, grid, theta_rad, wavelength_m,
                                        epochs=settings.epochs, batch_size=settings.batch_size, lr_rad=settings.lr_rad,
                                        refine_attenuation=settings.refine_attenuation, seed=seed, device=device,
@@ -161,14 +167,16 @@ def probe_angle_indices(angles_deg: np.ndarray, k: int) -> list[int]:
     return sorted(picks)
 
 
-def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None) -> np.ndarray:
+def retrieve_probe(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
+                   key: str | None = None) -> np.ndarray:
     """The probe ``(M, h, w)`` refined from ``scan.probe`` (a guess) with the objects of a few angles.
 
     Joint blind ptychography (:func:`recon.ptychography.reconstruct_angles`) on the
     ``probe_angles`` angles of :func:`probe_angle_indices`, ``probe_epochs`` epochs, one shared
-    probe. Cached as ``probe_retrieved`` in the cache file.
+    probe. Cached as ``probe_retrieved`` in the cache file, under ``key`` (default: the hash of the
+    scan and settings, which reads every angle once).
     """
-    cache = _open_cache(cache_path, _settings_hash(scan, settings))
+    cache = None if cache_path is None else _open_cache(cache_path, key or _settings_hash(scan, settings))
     try:
         if cache is not None and "probe_retrieved" in cache:
             return cache["probe_retrieved"][()]
@@ -219,33 +227,38 @@ def read_probe(path: str | Path) -> np.ndarray:
 
 
 def phase_projections(scan: ScanData, settings: TwoStepSettings, cache_path: str | Path | None = None,
-                      probe: np.ndarray | None = None) -> np.ndarray:
+                      probe: np.ndarray | None = None, key: str | None = None,
+                      cluster: Cluster | None = None) -> np.ndarray:
     """Per-angle ptychography + unwrapping + offset/ramp removal → ``(n_angles, height, width)`` radians.
 
     The projections cover the whole slice grid (the volume's Y rows centred), so that a sample
     that drifted vertically is still in them; :func:`two_step` cuts them to Y rows. ``probe`` (default ``scan.probe``) is used as exact at every angle. On the CPU, angles are
     solved by ``n_workers`` processes of one torch thread each (small FFTs scale better over
-    angles than over threads, and they do not stall on a busy machine).
+    angles than over threads, and they do not stall on a busy machine); with an active
+    ``cluster`` (:class:`rapidtomo.cluster.Cluster`) each angle is a dask task instead, whose
+    device ``settings.device`` picks on its worker. Finished angles are cached either way.
     """
     h, w = scan.intensities.shape[-2:]
     probe = scan.probe if probe is None else probe
     grid = ptychography_grid(scan, settings)
     device = pick_device(settings.device)
     out = np.zeros((scan.n_angles,) + grid.slice_shape, np.float32)
-    cache = _open_cache(cache_path, _settings_hash(scan, settings))
+    cache = None if cache_path is None else _open_cache(cache_path, key or _settings_hash(scan, settings))
     todo = [i for i in range(scan.n_angles) if cache is None or f"angle_{i:05d}" not in cache]
     for i in set(range(scan.n_angles)) - set(todo):
         out[i] = cache[f"angle_{i:05d}"][()]
 
     def args(i):
         return (scan.intensities[i], probe, grid.top_left(scan.positions_m[i], (h, w)), grid,
-                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, device,
+                float(np.deg2rad(scan.angles_deg[i])), scan.wavelength_m, settings, i, settings.device,
                 (scan.detector_mask, scan.saturation_level))
 
     nw = min(n_workers(settings, device), len(todo))
     pool = None
     try:
-        if nw <= 1:
+        if cluster is not None and cluster.active:
+            results = cluster.map(_angle_projection, todo, args, "ptychography")
+        elif nw <= 1:
             results = ((i, _angle_projection(*args(i))) for i in todo)
         else:
             pool = ProcessPoolExecutor(nw, mp_context=multiprocessing.get_context("spawn"),
@@ -317,7 +330,7 @@ def alignment_summary(record: dict) -> str:
 
 
 def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path: str | Path | None = None,
-             probe_path: str | Path | None = None) -> Volume:
+             probe_path: str | Path | None = None, cluster: Cluster | None = None) -> Volume:
     """Golden standard (nominal scan, SART) or baseline (reduced scan, FBP/SART) as a Volume.
 
     The volume is phase per voxel on the scan's nominal grid ``volume_shape``/``voxel_size_m``,
@@ -327,14 +340,15 @@ def two_step(scan: ScanData, settings: TwoStepSettings | None = None, cache_path
     scan's guess. With ``align``, the projections are aligned first
     (:func:`~rapidtomo.recon.alignment.align_projections`) and attrs ``alignment`` holds the
     shifts found (:func:`alignment_record`); else the projections are cut to the volume's rows
-    as they are.
+    as they are. ``cluster``: where the angles are solved (:func:`phase_projections`).
     """
     settings = settings or TwoStepSettings()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    probe = retrieve_probe(scan, settings, cache_path) if settings.refine_probe else scan.probe
+    key = _settings_hash(scan, settings) if cache_path is not None else None
+    probe = retrieve_probe(scan, settings, cache_path, key) if settings.refine_probe else scan.probe
     tp = time.perf_counter()
-    P = phase_projections(scan, settings, cache_path, probe)
+    P = phase_projections(scan, settings, cache_path, probe, key, cluster)
     t1 = time.perf_counter()
     record = None
     if settings.align:

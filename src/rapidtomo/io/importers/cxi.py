@@ -32,7 +32,7 @@ import numpy as np
 
 from ...errors import UserError
 from ...physics.geometry import PLANCK_EV_S, SPEED_OF_LIGHT_M_S, object_pixel_size_m
-from ..scan import ScanData
+from ..scan import Patterns, ScanData
 from .report import ImportReport, angle_from_csv, open_h5, read_angles_csv
 
 ELECTRON_VOLT_J = 1.602176634e-19
@@ -101,11 +101,15 @@ def _first(f, e: str, paths: tuple[str, ...]) -> str:
 
 @dataclass
 class _Entry:
-    """One angle as read from one ``/entry_N``: patterns, bad pixels, translations, geometry, angle, probe,
-    saturation level."""
+    """One angle as read from one ``/entry_N``: where its patterns are (file, dataset) and their
+    shape ``(n_pos, h, w)``, bad pixels, negative counts per pixel, translations, geometry, angle,
+    probe, saturation level. The patterns themselves are read again when written (:class:`CxiPatterns`)."""
 
-    patterns: np.ndarray
+    file: Path
+    data: str
+    shape: tuple[int, int, int]
     bad: np.ndarray
+    negative: np.ndarray
     translation: np.ndarray
     geometry: dict[str, tuple[float, str]]
     angle_deg: float | None
@@ -150,14 +154,38 @@ def _read_entry(f, e: str, file: Path, angle_dataset: str | None, report: Import
     sat = report.read(f, file, f"/{e}/{_DET}saturation_value", unit="photons", ndim=0, required=False)
     if sat is not None and not (np.isfinite(sat) and sat > 0):
         raise UserError(f"{file}: /{e}/{_DET}saturation_value must be a positive count, got {sat}")
-    return _Entry(I, bad, t, geo, angle, _entry_probe(f, e, file, I.shape[1:], report),
-                  None if sat is None else float(sat))
+    return _Entry(file, data, I.shape, bad, (I < 0).sum(0), t, geo, angle,
+                  _entry_probe(f, e, file, I.shape[1:], report), None if sat is None else float(sat))
+
+
+class CxiPatterns(Patterns):
+    """The patterns of CXI entries as a scan's ``(n_angles, n_pos, h, w)``, read one angle (entry)
+    at a time: bad pixels (``bad (h, w)``, the union of the masks) and negative counts set to 0."""
+
+    def __init__(self, entries: list[_Entry], bad: np.ndarray):
+        super().__init__(entries[0].file, shape=(len(entries),) + entries[0].shape)
+        self.sources = [(en.file, en.data) for en in entries]
+        self.bad = bad
+
+    def _read(self, k: int) -> np.ndarray:
+        file, data = self.sources[k]
+        with open_h5(file) as f:
+            try:
+                a = np.asarray(f[data][()], dtype=np.float32)
+            except (OSError, KeyError, ValueError) as e:
+                raise UserError(f"{file}: {data} unreadable ({type(e).__name__}: {e})") from None
+        a[:, self.bad] = 0
+        return np.maximum(a, 0, out=a)
 
 
 def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAULT_ANGLE_DATASET,
              probe_file=None, center: bool = True, saturation_level: float | None = None,
              report: ImportReport | None = None) -> ScanData:
     """Read CXI files into a :class:`ScanData` on the grid ``volume_shape (Z, Y, X)``.
+
+    The patterns are checked entry by entry and left in the files: the scan's ``intensities`` is
+    a :class:`CxiPatterns` that reads one entry at a time (as ``write_scan`` writes them), so
+    memory holds one angle's patterns whatever the scan's size.
 
     ``saturation_level`` (photons) overrides the files' ``saturation_value``.
     Voxel size: dy = dx = the object pixel λz/(w·p) of the detector geometry, dz = dx.
@@ -179,12 +207,12 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
                 en = _read_entry(f, e, file, None if csv_angles is not None else angle_dataset, report)
                 if csv_angles is not None:
                     en.angle_deg = angle_from_csv(csv_angles, file, angles_csv)
-                if entries and en.patterns.shape[1:] != entries[0].patterns.shape[1:]:
-                    raise UserError(f"{file}: /{e} patterns are {en.patterns.shape[1:]}, the first file's "
-                                    f"{entries[0].patterns.shape[1:]}")
-                if entries and len(en.patterns) != len(entries[0].patterns):
-                    raise UserError(f"{file}: /{e} has {len(en.patterns)} patterns, the first file "
-                                    f"{len(entries[0].patterns)} (rapidtomo needs the same scan at every angle)")
+                if entries and en.shape[1:] != entries[0].shape[1:]:
+                    raise UserError(f"{file}: /{e} patterns are {en.shape[1:]}, the first file's "
+                                    f"{entries[0].shape[1:]}")
+                if entries and en.shape[0] != entries[0].shape[0]:
+                    raise UserError(f"{file}: /{e} has {en.shape[0]} patterns, the first file "
+                                    f"{entries[0].shape[0]} (rapidtomo needs the same scan at every angle)")
                 for k, (v, unit) in en.geometry.items():
                     ref = geometry.setdefault(k, (v, str(file)))
                     if abs(v - ref[0]) > 1e-6 * abs(ref[0]):
@@ -198,19 +226,17 @@ def read_cxi(files, volume_shape, *, angles_csv=None, angle_dataset: str = DEFAU
         raise UserError(f"{files[0]}: missing dataset /entry_1/{_PROBE[0]} or /entry_1/{_PROBE[1]} "
                         "(no probe in the files: give --probe FILE, e.g. your ptychography's probe)")
     probe = probe[None] if probe.ndim == 2 else probe
-    h, w = entries[0].patterns.shape[1:]
+    h, w = entries[0].shape[1:]
     if probe.shape[1:] != (h, w):
         raise UserError(f"{probe_file or files[0]}: probe shape {probe.shape} does not match the patterns' "
                         f"({h}, {w}); the probe must be on the object grid, one pixel per detector pixel")
     if not np.iscomplexobj(probe):
         report.note("the probe is real: taken as a complex field with zero phase")
     bad = np.logical_or.reduce([en.bad for en in entries])
-    intensities = np.stack([en.patterns for en in entries]).astype(np.float32)
-    intensities[:, :, bad] = 0
-    negative = intensities < 0
-    if negative.any():
-        intensities[negative] = 0
-        report.note(f"{int(negative.sum())} negative counts outside the mask (background subtraction?) clipped to 0")
+    intensities = CxiPatterns(entries, bad)  # read one entry at a time when the scan is written
+    negative = int(sum(en.negative for en in entries)[~bad].sum())
+    if negative:
+        report.note(f"{negative} negative counts outside the mask (background subtraction?) clipped to 0")
     levels = {en.saturation for en in entries if en.saturation is not None}
     if saturation_level is None and levels:
         saturation_level = min(levels)
