@@ -338,3 +338,30 @@ def test_corpus_with_the_sart_input_pretrains_a_network_that_takes_it(tmp_path, 
         pipeline_pretrain(tmp_path / "run" / "scan_reduced.h5", tmp_path / "x.pt", tmp_path / "c2",
                           PretrainSettings(model=str(tmp_path / "m.pt")), APPROX, TRAIN, 0)
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_builtin_models_resolve_and_an_unknown_one_is_named():
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError, match="no built-in model 'nope' \\(built in: .*demo"):
+        PretrainSettings(model="builtin:nope")
+    assert PretrainSettings(model="builtin:demo").model.endswith("rapidtomo/models/demo.pt")
+
+
+def test_the_shipped_demo_model_fits_the_demo_geometry_and_records_how_it_was_made():
+    """The model that `make demo` fine-tunes: made for the demo preset's reduced acquisition
+    (every checked geometry field), for the pipeline's network (approximant + SART), from a
+    corpus that excludes the demo's seeds, with its provenance beside it."""
+    from rapidtomo.config import preset
+    from rapidtomo.nn import load_model
+    from rapidtomo.pipeline import PIPELINE_INPUTS
+    cfg = preset("demo")
+    m = load_model(PretrainSettings(**cfg["pretrain"]).model)
+    plan = geometry_from_simulate(SimulateSettings(**cfg["simulate"]), ApproximantSettings(**cfg["approximant"]))
+    assert differences(m.training["geometry"], plan.scan_geometry) == []
+    assert m.settings.inputs == PIPELINE_INPUTS
+    seeds = [s["seed"] for s in m.training["pretrain"]["samples"]]
+    assert not {0, 1, 2, 3} & set(seeds) and len(seeds) == len(set(seeds))
+    model_path = PretrainSettings(**cfg["pretrain"]).model
+    side = json.loads(open(model_path[: -len(".pt")] + ".json").read())
+    assert side["command"].startswith("rapidtomo pretrain") and side["samples"] == len(seeds)
+    assert side["tool_version"] and side["timings_s"]["corpus"] > 0

@@ -346,7 +346,8 @@ def pretrain_enabled(ctx: Context) -> tuple[bool, str]:
     if shape is None:
         return False, "auto: the scan's object grid is unknown"
     n_angles = _reduced_angles(ctx)
-    est = estimate_pretrain_seconds(shape, n_angles, ctx.settings["approximant"], s, ctx.settings["train"].patch_size())
+    est = estimate_pretrain_seconds(shape, n_angles, ctx.settings["approximant"], s, ctx.settings["train"].patch_size(),
+                                    ctx.settings["golden"], {i: ctx.settings[i] for i in fine_inputs(ctx)})
     return est <= s.budget_s, f"auto: pre-training estimated at {est:.0f} s, budget {s.budget_s:.0f} s"
 
 

@@ -98,29 +98,41 @@ def builtin_model(name: str) -> Path:
     return path
 
 
-# measured CPU cost of one corpus sample on one core (docs/pretraining.md): the demo's sample,
-# 32×64×256 voxels at 28 nm, 21 angles, 32-pixel detector, fine model; approximant 20 iterations,
-# 5 slabs: 50 CPU s in all, split as the wall times of its steps (70 s and 319 s on a loaded machine)
-DEMO_SAMPLE = {"voxels": 32 * 64 * 256, "angles": 21, "simulate_s": 9.0, "slab_iterations": 5 * 20,
-               "approximant_s": 41.0}
+# measured CPU cost of one corpus sample on one core (docs/pretraining.md, "Costs measured"): a
+# 32×64×128 sample at 28 nm, 21 angles, 32-pixel detector, fine model; probe retrieval on 3 angles
+# × 20 epochs; approximant 20 iterations × 5 slabs; SART baseline 20 ptychography epochs per angle
+SAMPLE_COST = {"voxels": 32 * 64 * 128, "lateral": 64 * 128, "angles": 21, "simulate_s": 9.7,
+               "probe_s": 6.7, "probe_work": 3 * 20, "approximant_s": 25.5, "slab_iterations": 5 * 20,
+               "two_step_s": 26.4, "epochs": 20}
 # training throughput of the small network on one CPU thread (docs/benchmarks.md: 5.2-6.4 patches/s
 # of 32×16×16 approximant voxels), in approximant voxels per second
 TRAIN_VOXELS_PER_S = 5.2 * 32 * 16 * 16
 
 
-def estimate_sample_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings) -> float:
-    """Rough seconds for one corpus sample on one core, scaled from :data:`DEMO_SAMPLE`: the
-    simulation by voxels × angles, the approximant by lateral voxels × angles × slabs × iterations."""
+def estimate_sample_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings,
+                            probe_retrieval=None, fine: dict[str, Any] | None = None) -> float:
+    """Rough seconds for one corpus sample on one core, scaled from :data:`SAMPLE_COST`: the
+    simulation by voxels × angles, the approximant by lateral voxels × angles × slabs ×
+    iterations, the probe retrieval (``probe_retrieval``, a
+    :class:`~rapidtomo.recon.TwoStepSettings` with ``refine_probe``) by lateral voxels × its
+    angles × epochs, and each full-resolution input of ``fine`` by lateral voxels × angles ×
+    ptychography epochs."""
     Z, Y, X = volume_shape
-    d = DEMO_SAMPLE
-    sim = d["simulate_s"] * (Z * Y * X / d["voxels"]) * (n_angles / d["angles"])
-    lateral = Y * X / (d["voxels"] / 32)
-    work = approximant_settings.n_slabs * approximant_settings.iterations / d["slab_iterations"]
-    return sim + d["approximant_s"] * lateral * (n_angles / d["angles"]) * work
+    c = SAMPLE_COST
+    lateral, angles = Y * X / c["lateral"], n_angles / c["angles"]
+    total = c["simulate_s"] * (Z * Y * X / c["voxels"]) * angles
+    work = approximant_settings.n_slabs * approximant_settings.iterations / c["slab_iterations"]
+    total += c["approximant_s"] * lateral * angles * work
+    if probe_retrieval is not None and probe_retrieval.refine_probe:
+        total += c["probe_s"] * lateral * probe_retrieval.probe_angles * probe_retrieval.probe_epochs / c["probe_work"]
+    for settings in (fine or {}).values():
+        total += c["two_step_s"] * lateral * angles * settings.epochs / c["epochs"]
+    return total
 
 
 def estimate_pretrain_seconds(volume_shape: tuple[int, int, int], n_angles: int, approximant_settings,
-                              settings: PretrainSettings, patch: int) -> float:
+                              settings: PretrainSettings, patch: int, probe_retrieval=None,
+                              fine: dict[str, Any] | None = None) -> float:
     """Rough wall time of pre-training on an idle CPU machine: the corpus (``corpus_size``
     samples of :func:`estimate_sample_seconds` over ``workers`` processes, default the CPU
     cores) plus ``epochs`` over the training samples' ``patch`` × ``patch`` patches at
@@ -130,7 +142,7 @@ def estimate_pretrain_seconds(volume_shape: tuple[int, int, int], n_angles: int,
     ny, nx = settings.sample_yx or (Y, X)
     workers = min(settings.workers or os.cpu_count() or 1, settings.corpus_size)
     rounds = -(-settings.corpus_size // workers)
-    corpus = rounds * estimate_sample_seconds((Z, ny, nx), n_angles, approximant_settings)
+    corpus = rounds * estimate_sample_seconds((Z, ny, nx), n_angles, approximant_settings, probe_retrieval, fine)
     n_train = settings.corpus_size - (min(settings.val_samples, settings.corpus_size - 1)
                                       if settings.corpus_size >= 2 else 0)
     patches = len(patch_starts(ny // 2, patch)) * len(patch_starts(nx // 2, patch))
