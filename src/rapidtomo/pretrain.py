@@ -45,6 +45,7 @@ from .config import Settings
 from .errors import UserError
 from .io import ScanData, Volume
 from .io.atomic import atomic_path
+from .io.scan import mean_photons
 from .progress import progress
 from .validity import scan_geometry
 
@@ -224,7 +225,7 @@ def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, A
     n = int(scan.intensities.shape[-1])
     sim = scan.attrs.get("settings") if scan.attrs.get("simulated") else None
     sim = json.loads(sim) if isinstance(sim, str) else sim
-    photons = float(sim["photons"]) if sim else float(scan.intensities.sum(axis=(-2, -1)).mean())
+    photons = float(sim["photons"]) if sim else mean_photons(scan.intensities)
     probe = np.asarray(scan.probe if probe is None else probe)
     settings = SimulateSettings(
         shape=(Z, ny, nx), voxel_size_m=scan.voxel_size_m[2], energy_kev=scan.energy_kev,
