@@ -204,12 +204,12 @@ def test_position_refinement_moves_positions_toward_the_truth():
 
 
 def test_two_step_of_a_streamed_scan_equals_the_in_memory_one(tmp_path, monkeypatch):
-    from rapidtomo.io import Patterns, open_scan, read_scan, write_scan
+    from rapidtomo.io import Patterns, open_scan, write_scan
     from rapidtomo.recon.two_step import probe_angle_indices
     _, nom, _ = small_scans(n_nominal=4, photons=1e5)
     write_scan(tmp_path / "s.h5", nom)
     s = TwoStepSettings(epochs=2, probe_epochs=2, probe_angles=2, method="fbp", workers=1)
-    in_memory = two_step(read_scan(tmp_path / "s.h5"), s, cache_path=tmp_path / "a.cache.h5")
+    in_memory = two_step(nom, s, cache_path=tmp_path / "a.cache.h5")
     reads = []
     real = Patterns.angle
     monkeypatch.setattr(Patterns, "angle", lambda self, i: (reads.append(i), real(self, i))[1])

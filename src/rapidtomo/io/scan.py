@@ -153,7 +153,7 @@ class ScanData:
         if not isinstance(self.intensities, Patterns):
             self.intensities = np.asarray(self.intensities)
         self.angles_deg = np.asarray(self.angles_deg, dtype=np.float64).ravel()
-        self.probe = np.asarray(self.probe)
+        self.probe = np.ascontiguousarray(self.probe)  # one memory layout: per-angle ptychography depends on it
         if self.probe.ndim == 2:
             self.probe = self.probe[None]
         pos = np.asarray(self.positions_m, dtype=np.float64)
