@@ -149,10 +149,10 @@ def _source(config_path) -> str:
 
 
 def stage_settings(config: dict[str, Any], pipe: PipelineSettings, config_path=None) -> dict[str, Settings]:
-    """Every stage's validated settings, before any work: a typo or a bad value fails at once with
+    """Every stage's validated settings (and ``cluster``'s), before any work: a typo or a bad value fails at once with
     one line naming the file, the section and the field. Keys: simulate, golden, baseline (the
     ``[golden]`` values, then ``[baseline]``'s), approximant, train (``inputs`` default
-    :data:`PIPELINE_INPUTS`), predict, cluster, and one per baseline method of ``[pipeline] baselines`` and
+    :data:`PIPELINE_INPUTS`), predict, and one per baseline method of ``[pipeline] baselines`` and
     of the network's inputs (:func:`baseline_methods`; the baseline settings with that method).
     Pre-training (``on``, or ``auto`` with a ``model``) with inputs that a corpus cannot provide is
     refused here."""
