@@ -53,18 +53,11 @@ def test_cache_resumes_and_is_keyed_by_settings(tmp_path):
     np.testing.assert_array_equal(phase_projections(nom, TwoStepSettings(epochs=3), cache), other)
 
 
-def test_worker_processes_give_the_same_projections(one_thread):
-    """Worker processes solve the same angles as the serial run, in the same order. Not bit for
-    bit: a spawned worker's result differs from the serial one by ~1 % rms (up to ~0.08 rad on
-    weakly lit pixels, where Adam's normalised steps amplify rounding differences; not the thread
-    count, not the FFT engine), while each mode alone is repeatable to the bit."""
+def test_worker_processes_give_the_same_projections():
     _, nom, _ = small_scans(n_nominal=2, photons=1e5)
     one = phase_projections(nom, TwoStepSettings(epochs=2, workers=1))
     two = phase_projections(nom, TwoStepSettings(epochs=2, workers=2))
-    for i in range(len(one)):
-        assert np.corrcoef(one[i].ravel(), two[i].ravel())[0, 1] > 0.999
-    assert np.sqrt(np.mean((two - one) ** 2)) < 0.02 * np.sqrt(np.mean(one ** 2))
-    assert np.corrcoef(one[0].ravel(), two[1].ravel())[0, 1] < 0.99  # the angles differ: order matters
+    np.testing.assert_allclose(two, one, atol=1e-4)
 
 
 def test_two_step_volume_on_nominal_grid_and_its_probe_file(tmp_path):
