@@ -241,9 +241,10 @@ def geometry_from_scan(scan: ScanData, approximant_settings, source: dict[str, A
 
 
 def read_reduced_scan(path: str | Path) -> tuple[ScanData, dict[str, Any]]:
-    """A reduced scan and its provenance record (``{"scan": path, "scan_sha256": ...}``)."""
-    from .io import read_scan
-    scan = read_scan(path)
+    """A reduced scan, its patterns left in the file (:func:`~rapidtomo.io.open_scan`), and its
+    provenance record (``{"scan": path, "scan_sha256": ...}``)."""
+    from .io import open_scan
+    scan = open_scan(path)
     return scan, {"scan": str(path), "scan_sha256": file_sha256(path)}
 
 
