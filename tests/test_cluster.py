@@ -81,8 +81,12 @@ def killing(cluster, prefix, marker):
     try:
         yield
     finally:
-        cluster.client().unregister_worker_plugin("kill-once")
-        cluster.client().wait_for_workers(2, timeout=180)  # a restart on a loaded machine
+        client = cluster.client()
+        client.unregister_worker_plugin("kill-once")
+        # the nanny restarts the killed worker; on a loaded machine the local cluster may instead
+        # close that nanny (a race in distributed), so ask for 2 workers again before waiting
+        client.cluster.scale(2)
+        client.wait_for_workers(2, timeout=180)
 
 
 def wait_idle(client):
