@@ -44,7 +44,13 @@ def overrides(args) -> dict[str, dict[str, Any]]:
         dz, dy, dx = r["voxel_size_m"]
         print(f"wrote {out}: sky130 standard-cell block {r['shape']}, voxels {dz * 1e9:.4g} x {dy * 1e9:.4g} x "
               f"{dx * 1e9:.4g} nm")
-    return {"pipeline": {"phantom": str(out)}}
+    result = {"pipeline": {"phantom": str(out)}}
+    if config.get("pretrain", {}).get("model") == "builtin:demo":
+        # the block's stack is thicker than the IC: another geometry than the shipped model's
+        print("pre-training off: the shipped model builtin:demo was made for the synthetic IC's geometry, "
+              "not the block's (docs/pretraining.md)")
+        result["pretrain"] = {"model": None, "enabled": "off"}
+    return result
 
 
 def run(args) -> int:
