@@ -38,7 +38,7 @@ SETTINGS = TwoStepSettings(epochs=2, refine_probe=False, method="sart", sweeps=2
 @pytest.fixture(scope="module")
 def cluster():
     """The local cluster that rapidtomo starts: 2 worker processes of one thread, 2 retries."""
-    with Cluster(ClusterSettings(workers=2, retries=2)) as c:
+    with Cluster(ClusterSettings(scheduler="local", workers=2, retries=2)) as c:
         yield c
 
 

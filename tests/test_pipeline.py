@@ -49,7 +49,7 @@ def test_a_failing_stage_keeps_earlier_state(tmp_path):
     assert calls == ["a", "b"]  # a resumed from the state, b ran
 
 
-TINY_PRETRAIN = "[pretrain]\ncorpus_size = 2\nepochs = 2\n"
+TINY_PRETRAIN = "[pretrain]\ncorpus_size = 2\nepochs = 2\nfine_tune_epochs = 1\n"
 
 
 @pytest.mark.slow
@@ -68,6 +68,9 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys, tiny_pipeli
     for ref in ("vs_golden", "vs_truth"):
         assert set(metrics[ref]) == {"rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart"}
         assert set(metrics[ref]["rapid"]) >= {"pcc", "ms_ssim", "ber", "dice"}
+    # fine-tuning took [pretrain] fine_tune_epochs, training from scratch [train] epochs
+    epochs = {m: len(json.loads((run / f"{m}.json").read_text())["history"]) for m in ("model", "model_scratch")}
+    assert epochs == {"model": 1, "model_scratch": 2}
     # the approximant used the probe that the golden standard retrieved (as in the paper)
     from rapidtomo.io import read_volume
     assert read_volume(run / "approximant.h5").attrs["probe_source"] == f"{run / 'golden_probe.h5'}:/probe"

@@ -1,11 +1,12 @@
 """Work spread over a dask.distributed cluster (section ``[cluster]``).
 
 Per-angle ptychography (``golden``, ``baseline``) and tiled inference (``predict``) split into
-independent tasks, one per angle or per block of columns. :class:`Cluster` runs them on a
-``LocalCluster`` that it starts (``workers`` processes of one thread each: the default), on an
-existing cluster (``scheduler`` = its address, from ``dask scheduler`` and ``dask worker
-ADDRESS --nthreads 1``), or not at all (``scheduler = "off"``: each stage's own path in this
-process). The cluster starts on first use and serves every stage of a command or a pipeline run.
+independent tasks, one per angle or per block of columns. :class:`Cluster` runs them not at all
+(``scheduler = "off"``, the default: each stage's own path in this process, which on one machine
+is the faster), on a ``LocalCluster`` that it starts (``scheduler = "local"``: ``workers``
+processes of one thread each, whose tasks survive a dead worker), or on an existing cluster
+(``scheduler`` = its address, from ``dask scheduler`` and ``dask worker ADDRESS --nthreads 1``).
+The cluster starts on first use and serves every stage of a command or a pipeline run.
 
 A task whose worker dies (killed, out of memory) is run again on another worker, up to
 ``retries`` times (the scheduler's ``distributed.scheduler.allowed-failures``; a remote
@@ -29,14 +30,16 @@ from .errors import UserError
 log = logging.getLogger("rapidtomo.cluster")
 
 OFF = "off"
+LOCAL = "local"
 
 
 class ClusterSettings(Settings):
     """Section ``[cluster]``: where per-angle and per-tile tasks run."""
 
-    scheduler: str | None = Field(None, description="address of a running dask scheduler (tcp://HOST:8786); "
-                                  "default: a local cluster of `workers` processes started here; off: no dask, "
-                                  "each stage runs in this process (the two-step stages with their own `workers`)")
+    scheduler: str = Field(OFF, description="off: no dask, each stage runs in this process (the two-step stages "
+                           "with their own `workers` processes; the faster on one machine); local: a local cluster "
+                           "of `workers` processes started here, whose tasks survive a dead worker; or the address "
+                           "of a running dask scheduler (tcp://HOST:8786)")
     workers: int = Field(0, ge=0, description="processes of the local cluster, one thread each (0: the CPU "
                          "cores, or 1 where CUDA is available: one process holds the GPU); ignored with a "
                          "scheduler address")
@@ -80,7 +83,7 @@ class Cluster:
         import dask
         from distributed import Client, LocalCluster
         s = self.settings
-        if s.scheduler is None:
+        if s.scheduler == LOCAL:
             import torch
             from dask.system import CPU_COUNT
             n = s.workers or (1 if torch.cuda.is_available() else CPU_COUNT)
@@ -142,7 +145,7 @@ class Cluster:
         ``{"scheduler": "off"}`` when inactive."""
         if not self.active:
             return {"scheduler": OFF}
-        rec = {"scheduler": self.settings.scheduler or "local", "retries": self.settings.retries}
+        rec = {"scheduler": self.settings.scheduler, "retries": self.settings.retries}
         if self._client is not None:  # not started when every task was already done
             rec.update(address=self._client.scheduler.address, worker_threads=self.n_threads())
         return rec
@@ -156,7 +159,7 @@ class Cluster:
         self._client = self._local = None
 
     def __enter__(self) -> "Cluster":
-        if self.active and self.settings.scheduler is not None:  # an unreachable scheduler fails before any work
+        if self.active and self.settings.scheduler != LOCAL:  # an unreachable scheduler fails before any work
             self.client()
         return self
 

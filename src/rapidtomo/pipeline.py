@@ -293,7 +293,8 @@ def _train_to(model: str, init: str | None):
     def run(ctx: Context) -> dict:
         settings = ctx.settings["train"]
         if init:
-            settings = settings.model_copy(update={"init": str(ctx.path(init))})
+            epochs = ctx.settings["pretrain"].fine_tune_epochs or settings.epochs
+            settings = settings.model_copy(update={"init": str(ctx.path(init)), "epochs": epochs})
         result = run_train(ctx.path(rundir.APPROXIMANT), golden_path(ctx), ctx.path(model), settings,
                            baselines=fine_inputs(ctx))
         return {"epochs": len(result["history"]), "samples_per_s": result.get("samples_per_s"),
@@ -443,7 +444,8 @@ def build_stages(ctx: Context) -> list[Stage]:
         predictions += [rundir.PREDICTION_SCRATCH, rundir.PREDICTION_ZERO_SHOT]
     fine = [rundir.baseline(i) for i in fine_inputs(ctx)]  # the baselines the network takes as inputs
     stages.append(Stage("train", [rundir.APPROXIMANT] + fine + golden_in + [rundir.PRETRAINED] * pretrained,
-                        [rundir.MODEL], train_key, _train_to(rundir.MODEL, rundir.PRETRAINED if pretrained else None),
+                        [rundir.MODEL], {**train_key, "fine_tune_epochs": ctx.settings["pretrain"].fine_tune_epochs}
+                        if pretrained else train_key, _train_to(rundir.MODEL, rundir.PRETRAINED if pretrained else None),
                         [p.golden] if p.golden else []))
     stages.append(Stage("predict", [rundir.MODEL, rundir.APPROXIMANT] + fine, [rundir.PREDICTION], sec("predict"),
                         _predict_with(rundir.MODEL, rundir.PREDICTION)))

@@ -71,6 +71,9 @@ class PretrainSettings(Settings):
                                               "always the scan's)")
     workers: int | None = Field(None, ge=1, description="parallel processes making samples (default: the CPU cores)")
     epochs: int = Field(20, ge=1, description="training epochs over the corpus (at most; early stopping applies)")
+    fine_tune_epochs: int | None = Field(None, ge=1, description="pipeline: epochs of fine-tuning the pre-trained "
+                                         "model on the golden standard (at most; default: [train] epochs; "
+                                         "train_scratch always gets [train] epochs)")
     val_samples: int = Field(1, ge=0, description="samples held out for validation (none with fewer than 2 samples)")
     budget_s: float = Field(1800.0, gt=0, description="auto: pre-train only if the estimated time of the corpus "
                             "and of the pre-training epochs is within this (s)")
