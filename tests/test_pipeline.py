@@ -78,6 +78,11 @@ def test_tiny_pipeline_end_to_end_then_all_skipped(tmp_path, capsys, tiny_pipeli
     assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "] running" not in out and out.count("unchanged, skipped") == 13  # pre-training on (auto)
+    # another fine_tune_epochs reruns the fine-tuning and what follows it, not the pre-training
+    cfg.write_text(cfg.read_text().replace("fine_tune_epochs = 1", "fine_tune_epochs = 2"))
+    assert main(["pipeline", str(run), "--config", str(cfg)]) == 0
+    ran = {line.split("]")[0].lstrip("[") for line in capsys.readouterr().out.splitlines() if "] running" in line}
+    assert ran == {"train", "predict", "evaluate", "report"}
     # the experiments run on the finished run and land in its report
     assert main(["sweep", "angles", str(run), "--values", "3,5"]) == 0
     assert main(["ablation", str(run), "--variants", "A,E", "--epochs", "1", "--seeds", "1", "2"]) == 0
