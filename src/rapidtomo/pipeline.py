@@ -429,7 +429,8 @@ def build_stages(ctx: Context) -> list[Stage]:
     predictions = [rundir.PREDICTION]
     if pretrained:  # rapid: pre-trained then fine-tuned; rapid_scratch: golden only; rapid_zero_shot: corpus only
         stages.append(Stage("pretrain", scans + probe_in, [rundir.PRETRAINED],
-                            {**{k: v for k, v in sec("pretrain").items() if k != "fine_tune_epochs"},  # train's
+                            {**{k: v for k, v in sec("pretrain").items()
+                                if k != "fine_tune_epochs"},  # a setting of the train stage, not of this one
                              "approximant": sec("approximant"), "train": sec("train"),
                              "golden": sec("golden"), "baseline": sec("baseline"), "seed": p.seed},
                             _pretrain_because(why),
