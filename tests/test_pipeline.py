@@ -166,6 +166,26 @@ def test_a_sart_input_makes_train_and_predict_depend_on_the_sart_baseline(tmp_pa
     assert list(fine) == ["sart"] and fine["sart"].method == "sart" and fine["sart"].sweeps == 3
 
 
+def test_the_pretrain_stage_is_keyed_on_the_train_settings_it_reads(tmp_path):
+    """[train] epochs (and the fine-tuning epochs) change the train stage's key but not the
+    pretrain stage's, so they do not rerun the corpus training; the network's settings change both."""
+    from rapidtomo.pipeline import build_stages, stage_settings
+
+    def keys(config):
+        config = {"pretrain": {"enabled": "on"}, **config}
+        pipe = PipelineSettings()
+        stages = {st.name: st for st in build_stages(Context(tmp_path, config, pipe, stage_settings(config, pipe)))}
+        return stages["pretrain"].settings, stages["train"].settings
+
+    pre, train = keys({})
+    pre_epochs, train_epochs = keys({"train": {"epochs": 7}})
+    pre_fine, train_fine = keys({"pretrain": {"enabled": "on", "fine_tune_epochs": 3}})
+    pre_net, train_net = keys({"train": {"preset": "paper"}})
+    assert pre_epochs == pre and train_epochs != train
+    assert pre_fine == pre and train_fine != train
+    assert pre_net != pre and train_net != train
+
+
 def test_the_approximant_takes_the_golden_stages_retrieved_probe(tmp_path, monkeypatch):
     """The golden stage writes golden_probe.h5 and the approximant stage depends on it and reads
     it; with a golden standard made elsewhere the reduced scan's /entry/probe is used, and logged."""

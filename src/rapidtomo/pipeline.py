@@ -23,6 +23,7 @@ from .config import Settings, load_config_file, settings_from
 from .errors import UserError
 from .io.atomic import atomic_path
 from .nn.unet import COARSE_INPUTS
+from .pretrain import TRAIN_SETTINGS_UNUSED
 from .runinfo import file_stamp
 from .stages import run_approximant, run_evaluate, run_predict, run_simulate, run_train, run_two_step
 
@@ -431,7 +432,8 @@ def build_stages(ctx: Context) -> list[Stage]:
         stages.append(Stage("pretrain", scans + probe_in, [rundir.PRETRAINED],
                             {**{k: v for k, v in sec("pretrain").items()
                                 if k != "fine_tune_epochs"},  # a setting of the train stage, not of this one
-                             "approximant": sec("approximant"), "train": sec("train"),
+                             "approximant": sec("approximant"),
+                             "train": {k: v for k, v in sec("train").items() if k not in TRAIN_SETTINGS_UNUSED},
                              "golden": sec("golden"), "baseline": sec("baseline"), "seed": p.seed},
                             _pretrain_because(why),
                             ([str(reduced)] if user_scans else []) + ([ctx.settings["pretrain"].model]

@@ -603,6 +603,11 @@ def check_corpus_inputs(manifest: dict[str, Any], train_settings, where: str) ->
                         f"{list(train_settings.inputs)}; make it with those inputs (another corpus folder)")
 
 
+#: [train] settings that pre-training does not read: [pretrain] epochs replace the epochs, the corpus's
+#: whole samples its split (val_samples), and it starts from fresh weights
+TRAIN_SETTINGS_UNUSED = ("epochs", "init", "train_fraction", "val_fraction")
+
+
 def pretrain(corpus_dir: str | Path, out: str | Path, train_settings, settings: PretrainSettings,
              manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train the network on the corpus in ``corpus_dir`` and write the model file ``out``.
@@ -707,7 +712,7 @@ def pipeline_pretrain(reduced_scan: str | Path, out: str | Path, corpus_dir: str
         return {"model": settings.model}
     probe = None
     if probe_path is not None:
-        from .stages import read_probe_file
+        from .io import read_probe_file
         probe, _ = read_probe_file(probe_path, scan)
         source["probe"] = str(probe_path)
     geometry = geometry_from_scan(scan, approximant_settings, source, settings.sample_yx, probe, probe_retrieval,

@@ -17,7 +17,7 @@ from typing import Any
 from . import estimate, rundir
 from .distributed import env_rank, env_world
 from .errors import UserError
-from .io import open_scan, read_volume, write_volume
+from .io import open_scan, read_probe_file, read_volume, write_volume
 from .runinfo import Timer, provenance, write_run_info
 from .validity import check_geometry, geometry_from_attrs, scan_geometry
 
@@ -177,54 +177,6 @@ def depth_of_field_note(scan, n_slices: int) -> str | None:
     return (f"n_slices = {n_slices} gives slices up to {slice_m * 1e6:.3g} µm thick (the sample's "
             f"{extent_m * 1e6:.3g} µm along the beam), thicker than the depth of field {dof_m * 1e6:.3g} µm "
             f"(2·dx²/λ); use n_slices >= {math.ceil(extent_m / dof_m)}")
-
-
-def read_probe_file(path: str | Path, scan) -> tuple[Any, str]:
-    """The probe modes ``(M, h, w)`` complex64 in ``path`` for ``scan``, and the dataset read.
-
-    ``path`` is a retrieved-probe file (``/probe``, written by the golden standard: ``rapidtomo
-    golden``'s ``--probe-out``, ``golden_probe.h5`` in a run directory) or a scan file
-    (``/entry/probe``). The window must be the scan's patterns' ``(h, w)``, and the pixel (m) and
-    energy (keV) where the file records them must be the scan's (relative 1e-6).
-
-    Raises
-    ------
-    UserError
-        The file is missing or unreadable, holds neither dataset, or its probe does not fit the scan.
-    """
-    import h5py
-    import numpy as np
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: probe file not found")
-    try:
-        with h5py.File(path, "r") as f:
-            name = "/probe" if "probe" in f else "/entry/probe" if "/entry/probe" in f else None
-            if name is None:
-                raise UserError(f"{path}: no /probe (retrieved probe) or /entry/probe (scan file) dataset")
-            probe = np.asarray(f[name][()])
-            if name == "/probe":
-                pixel_m, energy_kev = f[name].attrs.get("pixel_size_m"), f[name].attrs.get("energy_kev")
-            else:
-                vs = f.get("/entry/sample/voxel_size_m")
-                en = f.get("/entry/instrument/energy_kev")
-                pixel_m = None if vs is None else np.ravel(vs[()])[-1]
-                energy_kev = None if en is None else en[()]
-    except OSError:
-        raise UserError(f"{path}: not a readable HDF5 file") from None
-    if probe.ndim == 2:
-        probe = probe[None]
-    h, w = scan.intensities.shape[-2:]
-    if probe.ndim != 3 or probe.shape[-2:] != (h, w):
-        raise UserError(f"{path}: {name} has shape {probe.shape}, but the scan's patterns are {h}x{w} "
-                        f"(a probe (M, {h}, {w}) is needed)")
-    if not np.all(np.isfinite(probe)) or not np.any(probe):
-        raise UserError(f"{path}: {name} is zero or holds NaN/infinite values")
-    for field, value, want, unit in (("pixel_size_m", pixel_m, scan.voxel_size_m[2], "m"),
-                                     ("energy_kev", energy_kev, scan.energy_kev, "keV")):
-        if value is not None and abs(float(value) - want) > 1e-6 * want:
-            raise UserError(f"{path}: {name} {field} = {float(value):.6g} {unit}, but the scan's is {want:.6g} {unit}")
-    return probe.astype(np.complex64), name
 
 
 def read_shifts_file(path: str | Path, scan) -> Any:

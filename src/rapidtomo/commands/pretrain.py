@@ -49,7 +49,7 @@ def run(args) -> int:
     from ..pretrain import geometry_from_scan, geometry_from_simulate, read_reduced_scan, run_pretrain
     from ..recon import ApproximantSettings, TwoStepSettings
     from ..simulate import SimulateSettings
-    from ..stages import read_probe_file
+    from ..io import read_probe_file
     from ..train import TrainSettings
     base = preset(args.preset) if args.preset else {}
     cls = _settings_class()

@@ -50,7 +50,7 @@ def sweep(run_dir: str | Path, kind: str, values: list[float], baselines: bool =
     from ..recon.approximant import approximant
     from ..recon.two_step import two_step
     from ..simulate import make_probe, make_scan
-    from ..stages import read_probe_file
+    from ..io import read_probe_file
     from ..train import heldout_region, train
     run_dir = Path(run_dir)
     if kind not in ("angles", "range"):

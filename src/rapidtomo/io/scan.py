@@ -487,3 +487,49 @@ def read_scan(path: str | Path, lazy: bool = False) -> ScanData:
     if problem:
         raise UserError(f"{path}: {problem[1]} {problem[2]}")
     return scan
+
+
+def read_probe_file(path: str | Path, scan: ScanData) -> tuple[np.ndarray, str]:
+    """The probe modes ``(M, h, w)`` complex64 in ``path`` for ``scan``, and the dataset read.
+
+    ``path`` is a retrieved-probe file (``/probe``, written by the golden standard: ``rapidtomo
+    golden``'s ``--probe-out``, ``golden_probe.h5`` in a run directory) or a scan file
+    (``/entry/probe``). The window must be the scan's patterns' ``(h, w)``, and the pixel (m) and
+    energy (keV) where the file records them must be the scan's (relative 1e-6).
+
+    Raises
+    ------
+    UserError
+        The file is missing or unreadable, holds neither dataset, or its probe does not fit the scan.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: probe file not found")
+    try:
+        with h5py.File(path, "r") as f:
+            name = "/probe" if "probe" in f else "/entry/probe" if "/entry/probe" in f else None
+            if name is None:
+                raise UserError(f"{path}: no /probe (retrieved probe) or /entry/probe (scan file) dataset")
+            probe = np.asarray(f[name][()])
+            if name == "/probe":
+                pixel_m, energy_kev = f[name].attrs.get("pixel_size_m"), f[name].attrs.get("energy_kev")
+            else:
+                vs = f.get("/entry/sample/voxel_size_m")
+                en = f.get("/entry/instrument/energy_kev")
+                pixel_m = None if vs is None else np.ravel(vs[()])[-1]
+                energy_kev = None if en is None else en[()]
+    except OSError:
+        raise UserError(f"{path}: not a readable HDF5 file") from None
+    if probe.ndim == 2:
+        probe = probe[None]
+    h, w = scan.intensities.shape[-2:]
+    if probe.ndim != 3 or probe.shape[-2:] != (h, w):
+        raise UserError(f"{path}: {name} has shape {probe.shape}, but the scan's patterns are {h}x{w} "
+                        f"(a probe (M, {h}, {w}) is needed)")
+    if not np.all(np.isfinite(probe)) or not np.any(probe):
+        raise UserError(f"{path}: {name} is zero or holds NaN/infinite values")
+    for key, value, want, unit in (("pixel_size_m", pixel_m, scan.voxel_size_m[2], "m"),
+                                   ("energy_kev", energy_kev, scan.energy_kev, "keV")):
+        if value is not None and abs(float(value) - want) > 1e-6 * want:
+            raise UserError(f"{path}: {name} {key} = {float(value):.6g} {unit}, but the scan's is {want:.6g} {unit}")
+    return probe.astype(np.complex64), name

@@ -136,9 +136,29 @@ def beam_step_m(grid: BeamGrid) -> float:
     return min(dz, dx) / OVERSAMPLING
 
 
-def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_slab: int,
-                shift_px: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, FineSlabs]:
-    """Slab line integrals ``(L, f·height, f·width)`` (radians) of the fine volume at angle θ.
+@dataclass(frozen=True)
+class SlabProjector:
+    """The sparse map ``R (L·f·width, Zp·Xp)`` from a fine volume's z–x spline coefficients to the slab
+    line integrals of one angle (radians per unit coefficient), shared by phase and attenuation."""
+
+    matrix: scipy.sparse.csr_matrix
+    slabs: FineSlabs
+    shift_px: tuple[float, float]
+
+    def __call__(self, vol: FineVolume, grid: BeamGrid) -> np.ndarray:
+        """Slab line integrals ``(L, f·height, f·width)`` of ``vol`` (radians)."""
+        f, W = OVERSAMPLING, OVERSAMPLING * grid.width
+        L = self.slabs.n_slabs
+        phases = np.zeros((L, f * grid.height, W))
+        coef, first = fine_rows(vol, grid, self.shift_px[0])
+        rows = coef.shape[1]
+        phases[:, first:first + rows] = (self.matrix @ coef).reshape(L, W, rows).transpose(0, 2, 1)
+        return phases
+
+
+def slab_projector(padded_shape: tuple[int, int, int], theta_rad: float, grid: BeamGrid, samples_per_slab: int,
+                   shift_px: tuple[float, float] = (0.0, 0.0)) -> SlabProjector:
+    """The slab projection at angle θ of fine volumes of ``padded_shape`` (:attr:`FineVolume.padded_shape`).
 
     The beam range is the sample's extent along the beam at θ plus the spline's support, in whole
     slabs of ``samples_per_slab`` fine beam steps. ``shift_px (y, x')``: the sample displaced across
@@ -159,7 +179,7 @@ def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_s
     B, XP = np.meshgrid(b, xp, indexing="ij")
     fz = (XP * s + B * c) / dz + (Z - 1) / 2 + _PAD
     fx = (XP * c - B * s) / dx + (X - 1) / 2 + _PAD
-    Zp, _, Xp = vol.padded_shape
+    Zp, _, Xp = padded_shape
     inside = (fz >= 1) & (fz < Zp - 2) & (fx >= 1) & (fx < Xp - 2)
     fz, fx = fz[inside], fx[inside]
     row = ((np.arange(nb) // samples_per_slab)[:, None] * W + np.arange(W)[None, :])
@@ -171,12 +191,16 @@ def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_s
     vals = (wz[:, None] * wx[None, :] * (db / dz)).ravel()
     rows = np.broadcast_to(row, (4, 4, len(row))).ravel()
     R = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(L * W, Zp * Xp))
-    phases = np.zeros((L, f * grid.height, W))
-    coef, first = fine_rows(vol, grid, shift_px[0])
-    rows = coef.shape[1]
-    phases[:, first:first + rows] = (R @ coef).reshape(L, W, rows).transpose(0, 2, 1)
     thickness = samples_per_slab * db
-    return phases, FineSlabs(L, thickness, -nb * db / 2 + thickness / 2)
+    return SlabProjector(R, FineSlabs(L, thickness, -nb * db / 2 + thickness / 2), tuple(shift_px))
+
+
+def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_slab: int,
+                shift_px: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, FineSlabs]:
+    """Slab line integrals ``(L, f·height, f·width)`` (radians) of the fine volume at angle θ and their
+    slabs (:func:`slab_projector` says how)."""
+    project = slab_projector(vol.padded_shape, theta_rad, grid, samples_per_slab, shift_px)
+    return project(vol, grid), project.slabs
 
 
 def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_rad: float, grid: BeamGrid,
@@ -189,9 +213,9 @@ def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_r
     the sample's displacement across the beam at this angle (coarse pixels; drift, rotation-axis offset).
     """
     f = OVERSAMPLING
-    phi, slabs = slab_phases(phase, theta_rad, grid, samples_per_slab, shift_px)
-    mu = None if attenuation is None else slab_phases(attenuation, theta_rad, grid, samples_per_slab, shift_px)[0]
-    t = transmission(phi, mu)
+    project = slab_projector(phase.padded_shape, theta_rad, grid, samples_per_slab, shift_px)
+    slabs = project.slabs
+    t = transmission(project(phase, grid), None if attenuation is None else project(attenuation, grid))
     pixel = grid.pixel_m / f
     probe = propagate(fine_probe.astype(np.complex64), slabs.first_center_m, wavelength_m=wavelength_m,
                       pixel_size_m=pixel)
