@@ -33,12 +33,12 @@ def test_sample_layout_makes_the_block_and_names_it_the_phantom(tmp_path, tiny_c
     assert block.stat().st_mtime_ns == stamp
     assert main(["demo", "--sample", "layout", "--out", str(run), "--config", str(tiny_config), "--seed", "4"]) == 0
     assert json.loads(read_volume(block).attrs["block_request"])["seed"] == 4
-    # the shipped IC model does not fit the block's geometry (its stack is thicker): pre-training off
+    # the shipped IC model does not fit the block's geometry (its stack is thicker): the block's own
     shipped = tmp_path / "shipped.toml"
     shipped.write_text(tiny_config.read_text().replace('enabled = "off"', 'model = "builtin:demo"'))
     calls.clear()
     assert main(["demo", "--sample", "layout", "--out", str(run), "--config", str(shipped), "--seed", "4"]) == 0
-    assert calls[0][1]["overrides"]["pretrain"] == {"model": None, "enabled": "off"}
+    assert calls[0][1]["overrides"]["pretrain"] == {"model": "builtin:layout"}
     # the default sample is the synthetic IC: no block, no override
     calls.clear()
     assert main(["demo", "--out", str(tmp_path / "ic"), "--config", str(tiny_config)]) == 0

@@ -300,9 +300,12 @@ def _metrics_section(metrics: dict, out_dir: Path) -> str:
     if not blocks:
         return ""
     html_blocks = []
+    background = metrics.get("background_ber", {})
     for ref_name, rows in blocks.items():
-        table = _table(["method", *[METRIC_LABELS[m] for m in METRICS]],
-                       [[html.escape(label(n)), *[_fmt(r.get(m, "–")) for m in METRICS]] for n, r in rows.items()])
+        cells = [[html.escape(label(n)), *[_fmt(r.get(m, "–")) for m in METRICS]] for n, r in rows.items()]
+        if ref_name in background:  # what a volume with no feature at all scores (docs/metrics.md)
+            cells.append(["(all background)", *[_fmt(background[ref_name]) if m == "ber" else "–" for m in METRICS]])
+        table = _table(["method", *[METRIC_LABELS[m] for m in METRICS]], cells)
         png = plot_metric_bars(rows, out_dir / f"metrics_{ref_name}.png", title=f"against {ref_name[3:]}")
         html_blocks.append(f"<h3>against {html.escape(ref_name[3:])}</h3>{table}{_img(png, f'metrics {ref_name}')}")
     region_x = metrics.get("region_x_fraction")

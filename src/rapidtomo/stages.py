@@ -398,15 +398,17 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
         any grid with the physical extent of the reference (within 2 %); it is resampled onto it.
     out : path
         The metrics file (JSON): a ``vs_<reference>`` block per reference, ``{name: {pcc, ms_ssim,
-        ber, dice}}``, and the region, file names, ``timings_s`` and, for an x-only fractional
-        region, ``region_x_fraction``.
+        ber, dice}}``, ``background_ber`` (per reference, the BER of an all-background volume:
+        :func:`~rapidtomo.metrics.evaluate.background_ber`), and the region, file names,
+        ``timings_s`` and, for an x-only fractional region, ``region_x_fraction``.
     region : rapidtomo.metrics.evaluate.Region, optional
         Part of each reference grid that is scored (e.g. the held-out x range); whole if None.
 
     Returns
     -------
     dict
-        ``{"vs_<reference>": {name: {metric: value}}}``, as written to ``out``.
+        ``{"vs_<reference>": {name: {metric: value}}, "background_ber": {"vs_<reference>": value}}``,
+        as written to ``out``.
 
     Raises
     ------
@@ -415,11 +417,11 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
         region is empty on a reference's grid.
     """
     from .io.atomic import atomic_path
-    from .metrics.evaluate import evaluate
+    from .metrics.evaluate import background_ber, evaluate
     timer = Timer()
     with timer("read"):
         loaded = {name: read_volume(path) for name, path in volumes.items()}
-    result = {}
+    result, background = {}, {}
     for ref_name, ref_path in references.items():
         with timer("read"):
             ref = read_volume(ref_path)
@@ -434,6 +436,8 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
                 raise UserError(f"region on {ref_path} (shape {ref.shape}): {e}") from None
         with timer("evaluate"):
             result[f"vs_{ref_name}"] = evaluate(ref, loaded, region)
+            background[f"vs_{ref_name}"] = round(background_ber(ref, region), 5)
+    result["background_ber"] = background
     info = {"region": region.text() if region else None, "region_x_fraction": _x_fraction(region),
             "references": {f"vs_{n}": str(p) for n, p in references.items()},
             "volumes": {n: str(p) for n, p in volumes.items()},

@@ -6,7 +6,7 @@ import pytest
 from rapidtomo.cli import main
 from rapidtomo.io import Volume, read_volume, write_volume
 from rapidtomo.metrics import pcc
-from rapidtomo.metrics.evaluate import Region, evaluate, resample_to
+from rapidtomo.metrics.evaluate import Region, background_ber, evaluate, resample_to
 
 
 def centres(n, d):
@@ -68,6 +68,25 @@ def test_evaluate_resamples_a_coarse_volume_and_restricts_to_the_region(rng):
     assert whole["spoiled"]["pcc"] < 0.9
 
 
+def test_background_ber_is_the_references_foreground_share_and_what_an_empty_guess_scores(rng):
+    """A sparse foreground (5 % of the voxels): an all-background volume's BER equals that share,
+    and a volume that finds half of the features but adds as many false ones scores worse."""
+    ref = 0.02 * rng.normal(size=(8, 16, 40))
+    features = rng.random(ref.shape) < 0.05
+    ref[features] += 1.0
+    share = background_ber(Volume(ref, (1e-8,) * 3))
+    assert share == pytest.approx(features.mean(), abs=1e-3)
+    assert background_ber(Volume(ref, (1e-8,) * 3), region=(0.5, 1.0)) == pytest.approx(features[..., 20:].mean(),
+                                                                                          abs=1e-3)
+    half = ref.copy()
+    found = features & (rng.random(ref.shape) < 0.5)
+    half[features & ~found] -= 1.0
+    false = ~features & (rng.random(ref.shape) < features.mean() * 0.6)
+    half[false] += 1.0
+    r = evaluate(Volume(ref, (1e-8,) * 3), {"half": Volume(half, (1e-8,) * 3)})
+    assert r["half"]["ber"] > share and r["half"]["dice"] > 0.3
+
+
 def test_evaluate_cli_writes_metrics_and_refuses_bad_input(rng, tmp_path, capsys):
     truth = layered(rng)
     write_volume(tmp_path / "golden.h5", Volume(truth, (1e-8,) * 3))
@@ -82,6 +101,8 @@ def test_evaluate_cli_writes_metrics_and_refuses_bad_input(rng, tmp_path, capsys
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert set(m["vs_golden"]) == {"rapid", "appx"} and set(m["vs_truth"]) == {"rapid", "appx"}
     assert m["region_x_fraction"] == [0.5, 1.0]
+    assert set(m["background_ber"]) == {"vs_golden", "vs_truth"} and 0 < m["background_ber"]["vs_golden"] < 1
+    assert "(all background)" in out
     assert 0.9 < m["vs_golden"]["rapid"]["pcc"] < 1.0
     before = (tmp_path / "metrics.json").read_bytes()
 

@@ -46,10 +46,10 @@ def overrides(args) -> dict[str, dict[str, Any]]:
               f"{dx * 1e9:.4g} nm")
     result = {"pipeline": {"phantom": str(out)}}
     if config.get("pretrain", {}).get("model") == "builtin:demo":
-        # the block's stack is thicker than the IC: another geometry than the shipped model's
-        print("pre-training off: the shipped model builtin:demo was made for the synthetic IC's geometry, "
-              "not the block's (docs/pretraining.md)")
-        result["pretrain"] = {"model": None, "enabled": "off"}
+        # the block's stack is thicker than the IC: another geometry, with its own shipped model
+        print("pre-training: the shipped model builtin:layout (made for the block's geometry; builtin:demo is "
+              "the synthetic IC's; docs/pretraining.md)")
+        result["pretrain"] = {"model": "builtin:layout"}
     return result
 
 

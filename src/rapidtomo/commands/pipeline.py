@@ -53,7 +53,7 @@ def finish(run_dir: Path, rows) -> None:
     if metrics.exists():
         m = json.loads(metrics.read_text())
         print("\nmetrics on the held-out part (x fraction {}):".format(m.get("region_x_fraction")))
-        print(metrics_table({k: v for k, v in m.items() if k.startswith("vs_")}))
+        print(metrics_table(m))
     table = stage_table(rows)
     (run_dir / rundir.STAGES).write_text(table + "\n")
     print("\n" + table)

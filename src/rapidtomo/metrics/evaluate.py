@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -151,13 +152,30 @@ def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict
     return out
 
 
-def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Plain-text table: one block per reference (``vs_golden`` …), one row per volume."""
+def background_ber(reference: Volume, region=None) -> float:
+    """The BER of a volume that is background everywhere: the share of the reference's voxels (in
+    ``region``) that its two-Gaussian fit calls foreground. A BER above it is worse than guessing
+    "no feature" (BER counts errors in both classes, so it favours a sparse foreground)."""
+    region = _as_region(region)
+    sl = region.slices(reference.shape) if region else (slice(None),) * 3
+    ref = np.asarray(reference.data, np.float64)[sl]
+    return float(np.mean(fit_two_gaussians(ref).classify(ref)))
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Plain-text table: one block per reference (the ``vs_golden`` … blocks of a metrics file),
+    one row per volume, and the BER of an all-background volume where ``metrics["background_ber"]``
+    gives it."""
     lines = []
-    for ref_name, rows in results.items():
+    background = metrics.get("background_ber", {})
+    for ref_name, rows in metrics.items():
+        if not ref_name.startswith("vs_"):
+            continue
         lines.append(f"{ref_name:<18}{'PCC':>8}{'MS-SSIM':>9}{'BER':>8}{'DICE':>8}")
         for name, m in rows.items():
             cells = "".join(f"{m[k]:>{w}.3f}" if isinstance(m.get(k), (int, float)) else f"{'-':>{w}}"
                             for k, w in zip(METRICS, (8, 9, 8, 8)))
             lines.append(f"  {name:<16}{cells}")  # rapid_zero_shot fits
+        if ref_name in background:
+            lines.append(f"  {'(all background)':<16}{'-':>8}{'-':>9}{background[ref_name]:>8.3f}{'-':>8}")
     return "\n".join(lines)
