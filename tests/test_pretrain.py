@@ -12,7 +12,7 @@ import torch
 from rapidtomo.cli import main
 from rapidtomo.errors import UserError
 from rapidtomo.io import Volume, read_scan, write_volume
-from rapidtomo.pretrain import (MANIFEST, PretrainSettings, array_sha256, build_corpus, check_disjoint,
+from rapidtomo.pretrain import (MANIFEST, PretrainSettings, array_sha256, build_corpus, builtin_model, check_disjoint,
                                 corpus_pairs, corpus_seeds, geometry_from_scan, geometry_from_simulate, read_sample,
                                 run_pretrain, sample_path, sample_plan)
 from rapidtomo.recon import ApproximantSettings
@@ -58,6 +58,7 @@ def test_corpus_files_manifest_and_geometry(corpus):
         assert t.shape == (8, 16, 32) and a.shape == (8, 8, 16) and set(v) == {"approximant"}
         assert rec["truth_sha256"] == array_sha256(t.data) and set(rec["seconds"]) == {"phantom", "simulate",
                                                                                        "probe", "approximant"}
+        assert set(rec["cpu_step_seconds"]) == set(rec["seconds"]) and rec["cpu_seconds"] > 0
         # every sample's approximant is in the geometry the corpus is valid for
         assert differences(m["geometry"], geometry_from_attrs(a.attrs)) == []
     g = m["geometry"]
@@ -365,3 +366,31 @@ def test_the_shipped_demo_model_fits_the_demo_geometry_and_records_how_it_was_ma
     side = json.loads(open(model_path[: -len(".pt")] + ".json").read())
     assert side["command"].startswith("rapidtomo pretrain") and side["samples"] == len(seeds)
     assert side["tool_version"] and side["timings_s"]["corpus"] > 0
+
+
+def test_the_shipped_layout_model_fits_the_demo_blocks_geometry_and_never_saw_it():
+    """The model that `rapidtomo demo --sample layout` fine-tunes: made for the demo preset's
+    acquisition of the sky130 block (its dz is the stack's height over Z), for the pipeline's
+    network, from a corpus without the demo's seeds whose blocks are other placements."""
+    pytest.importorskip("gdstk")
+    from rapidtomo.config import preset
+    from rapidtomo.nn import load_model
+    from rapidtomo.phantom.layout import layout_block_phantom
+    from rapidtomo.pipeline import PIPELINE_INPUTS
+    cfg = preset("demo")
+    sim = SimulateSettings(**cfg["simulate"])
+    block = layout_block_phantom(tuple(sim.shape), sim.voxel_size_m, sim.energy_kev, seed=0)
+    m = load_model(builtin_model("layout"))
+    plan = geometry_from_simulate(sim, ApproximantSettings(**cfg["approximant"])).scan_geometry
+    plan.update(voxel_size_m=list(block.voxel_size_m), depth_m=block.shape[0] * block.voxel_size_m[0])
+    assert differences(m.training["geometry"], plan) == []
+    assert differences(m.training["geometry"], load_model(builtin_model("demo")).training["geometry"]) != []
+    assert m.settings.inputs == PIPELINE_INPUTS
+    samples = m.training["pretrain"]["samples"]
+    assert not {0, 1, 2, 3} & {s["seed"] for s in samples}
+    assert "layout_block" in {s["kind"] for s in samples}
+    assert array_sha256(block.data) not in {s["truth_sha256"] for s in samples}
+    side = json.loads(builtin_model("layout").with_suffix(".json").read_text())
+    assert side["command"].startswith("rapidtomo pretrain") and side["samples"] == len(samples)
+    assert side["timings_s"]["corpus"] > 60  # the corpus was made by that command, not found on disk
+

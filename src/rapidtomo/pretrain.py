@@ -47,6 +47,7 @@ from .io import ScanData, Volume
 from .io.atomic import atomic_path
 from .io.scan import mean_photons
 from .progress import progress
+from .runinfo import Timer, write_run_info
 from .validity import scan_geometry
 
 log = logging.getLogger("rapidtomo.pretrain")
@@ -373,34 +374,28 @@ def make_sample(geometry: CorpusGeometry, item: dict[str, Any], path: str | Path
     from .recon.approximant import approximant
     from .recon.two_step import retrieve_probe, two_step
     from .simulate import make_scan
-    seconds: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    t, c = time.perf_counter(), time.process_time()
-
-    def lap(name: str) -> None:
-        nonlocal t, c
-        seconds[name], cpu[name] = round(time.perf_counter() - t, 3), round(time.process_time() - c, 3)
-        t, c = time.perf_counter(), time.process_time()
-
-    truth = sample_phantom(item, geometry.volume_shape, geometry.voxel_size_m, geometry.simulate.energy_kev)
-    lap("phantom")
-    rng = np.random.default_rng([item["seed"], 1])
-    scan = make_scan(truth, geometry.angles_deg, geometry.simulate, geometry.probe, rng,
-                     f"sample {item['index']}", geometry.guess)
-    lap("simulate")
+    timer = Timer()
+    with timer("phantom"):
+        truth = sample_phantom(item, geometry.volume_shape, geometry.voxel_size_m, geometry.simulate.energy_kev)
+    with timer("simulate"):
+        rng = np.random.default_rng([item["seed"], 1])
+        scan = make_scan(truth, geometry.angles_deg, geometry.simulate, geometry.probe, rng,
+                         f"sample {item['index']}", geometry.guess)
     retrieved = scan
     if geometry.probe_retrieval.refine_probe:
-        torch.manual_seed(0)
-        retrieved = dataclasses.replace(scan, probe=retrieve_probe(scan, geometry.probe_retrieval))
-        lap("probe")
-    volumes = {"approximant": approximant(retrieved, geometry.approximant)}
-    lap("approximant")
+        with timer("probe"):
+            torch.manual_seed(0)
+            retrieved = dataclasses.replace(scan, probe=retrieve_probe(scan, geometry.probe_retrieval))
+    with timer("approximant"):
+        volumes = {"approximant": approximant(retrieved, geometry.approximant)}
     for name, settings in geometry.fine.items():
-        own = settings.model_copy(update={"refine_probe": False}) if settings.refine_probe else settings
-        volumes[name] = two_step(retrieved if settings.refine_probe else scan, own)
-        lap(name)
+        with timer(name):
+            own = settings.model_copy(update={"refine_probe": False}) if settings.refine_probe else settings
+            volumes[name] = two_step(retrieved if settings.refine_probe else scan, own)
     volumes["truth"] = truth
-    record = {**item, "truth_sha256": array_sha256(truth.data), "seconds": seconds, "cpu_step_seconds": cpu,
+    cpu = {k: round(v, 3) for k, v in timer.cpu_seconds.items()}
+    record = {**item, "truth_sha256": array_sha256(truth.data),
+              "seconds": {k: round(v, 3) for k, v in timer.seconds.items()}, "cpu_step_seconds": cpu,
               "cpu_seconds": round(sum(cpu.values()), 3)}
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"format": CORPUS_FORMAT, "corpus_key": key, "record": json.dumps(record),
@@ -662,7 +657,6 @@ def run_pretrain(corpus_dir: str | Path, out: str | Path, geometry: CorpusGeomet
     Returns a summary: samples, seconds per sample (mean of the samples made), timings, epochs,
     best validation NPCC."""
     from .io import read_volume
-    from .runinfo import Timer, write_run_info
     timer = Timer()
     with timer("corpus"):
         manifest = build_corpus(corpus_dir, geometry, settings, exclude_seeds, exclude, replace_stale)

@@ -13,18 +13,21 @@ from .io.atomic import atomic_path
 
 
 class Timer:
-    """Named wall-clock timings: ``with timer("step"): ...``; ``timer.seconds`` maps name → s."""
+    """Named timings: ``with timer("step"): ...``; ``timer.seconds`` maps name → wall-clock s,
+    ``timer.cpu_seconds`` name → CPU s of this process (all its threads)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+            self.cpu_seconds[name] = self.cpu_seconds.get(name, 0.0) + time.process_time() - c0
 
 
 def provenance(settings: dict[str, Any] | None = None, sources: list[str] | None = None) -> dict[str, Any]:
