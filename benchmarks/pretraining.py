@@ -9,6 +9,7 @@ and DICE, and for how many seeds pre-trained + fine-tuned RAPID beats RAPID from
 metric (higher PCC, MS-SSIM, DICE; lower BER).
 
 Usage: python benchmarks/pretraining.py --out runs/pretraining [--seeds 0 1 2 3] [--sample ic|layout]
+       [--run SEED=DIR ...]   (a run directory of that seed made earlier: the demo brings it up to date)
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ LOWER_IS_BETTER = {"ber"}
 ROWS = ("rapid", "rapid_scratch", "rapid_zero_shot", "approximant", "fbp", "sart")
 
 
-def run_seed(out: Path, sample: str, seed: int) -> dict:
-    run_dir = out / f"{sample}_s{seed}"
+def run_seed(out: Path, sample: str, seed: int, run_dir: Path | None = None) -> dict:
+    run_dir = run_dir or out / f"{sample}_s{seed}"
     cmd = [sys.executable, "-m", "rapidtomo.cli", "demo", "--out", str(run_dir), "--seed", str(seed),
            "--sample", sample]
     print("$", " ".join(cmd[2:]), flush=True)
@@ -57,6 +58,10 @@ def table(results: list[dict], seeds: list[int]) -> str:
                 v = np.array([r[row][m] for r in per_seed])
                 cells.append(f"{v.mean():>9.3f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.3f}")
             lines.append(f"  {row:<16}" + "".join(f"{c:>16}" for c in cells))
+        background = [r["background_ber"][ref] for r in results if ref in r.get("background_ber", {})]
+        if background:
+            lines.append(f"  {'(all background)':<16}{'':>16}{'':>16}{np.mean(background):>9.3f} ± "
+                         f"{np.std(background, ddof=1) if len(background) > 1 else 0.0:.3f}")
         for s, r in zip(seeds, per_seed):
             lines.append(f"  seed {s}: " + "  ".join(f"{row} " + "/".join(f"{r[row][m]:.3f}" for m in METRICS)
                                                   for row in ("rapid", "rapid_scratch", "rapid_zero_shot", "sart")))
@@ -68,8 +73,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--sample", choices=["ic", "layout"], default="ic")
+    p.add_argument("--run", action="append", default=[], metavar="SEED=DIR",
+                   help="use DIR (a demo run of that seed and sample) instead of OUT/SAMPLE_sSEED")
     args = p.parse_args()
-    results = [run_seed(args.out, args.sample, s) for s in args.seeds]
+    runs = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.run)}
+    results = [run_seed(args.out, args.sample, s, runs.get(s)) for s in args.seeds]
     print(table(results, args.seeds))
 
 
