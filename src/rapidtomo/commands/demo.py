@@ -18,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", choices=["ic", "layout"], default="ic",
                    help="ic: the synthetic IC; layout: a sky130 standard-cell block rendered from its layout with "
                         "the [simulate] shape, voxel and energy (needs gdstk: the layouts extra), written to "
-                        "RUN_DIR/layout_block.h5 and simulated as [pipeline] phantom")
+                        "RUN_DIR/layout_block.h5 and simulated as [pipeline] phantom; where the settings name "
+                        "builtin:demo (the IC's pre-trained model) it fine-tunes builtin:layout, the block's")
     pipeline.add_pipeline_arguments(p)
     pipeline.add_config_arguments(p, "settings to use instead of the built-in preset", default_preset="demo")
     p.add_argument("--force", action="store_true", help="rerun every stage even if unchanged")
