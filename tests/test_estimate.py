@@ -140,3 +140,11 @@ def test_scan_shape_from_a_file_matches_the_scan(scan_file):
     assert (s.n_angles, s.window, s.n_modes, s.volume_shape) == (21, (32, 32), 2, (32, 64, 256))
     assert s.scan_bytes == 4 * 21 * s.n_pos * 32 * 32
     assert estimate_approximant(s, ApproximantSettings(), world=2).processes == 2
+
+
+def test_the_ptychography_calibration_runs_the_real_solver_and_restores_the_thread_count():
+    import torch
+    from rapidtomo.estimate import ptychography_seconds
+    before = torch.get_num_threads()
+    t = ptychography_seconds(1, (8, 8), 1, 4, "cpu", threads=1)
+    assert 0 < t < 1 and torch.get_num_threads() == before

@@ -342,6 +342,30 @@ def estimate_simulate(settings) -> Estimate:
                     "(detector_size): the scans are written one angle at a time, the angle count does not matter")
 
 
+def ptychography_seconds(n_modes: int, window: tuple[int, int], n_slices: int, batch_size: int, device,
+                         threads: int | None = None) -> float:
+    """Measured seconds per pattern update of per-angle ptychography
+    (:func:`rapidtomo.recon.ptychography.reconstruct_angles`: multislice, loss, backward, Adam,
+    the object's composition) on a small synthetic angle of two batches, with ``threads`` torch
+    threads (the two-step workers run one each; default: as set)."""
+    from .physics.geometry import beam_grid
+    from .recon.ptychography import reconstruct_angles
+    h, w = window
+    grid = beam_grid((2, h, 2 * w), (1e-8, 1e-8, 1e-8), (h, w), n_slices)
+    n = 2 * batch_size
+    rng = np.random.default_rng(0)
+    corners = np.stack([rng.uniform(0, grid.height - h, n), rng.uniform(0, grid.width - w, n)], 1).round()
+    data = rng.uniform(0.5, 2.0, (1, n, h, w)).astype(np.float32)
+    probe = np.ones((n_modes, h, w), np.complex64)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return _best_of(lambda: reconstruct_angles(data, probe, corners[None], grid, [0.0], 1.4e-10, epochs=2,
+                                                   batch_size=batch_size, device=device)) / (2 * n)
+    finally:
+        torch.set_num_threads(before)
+
+
 def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers: int = 1) -> Estimate:
     """Per-angle ptychography then FBP/SART (:mod:`rapidtomo.recon.two_step`) with ``workers`` processes.
 
@@ -350,7 +374,8 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
     the parent holds two angles per worker in flight), the object slices with their Adam state,
     a batch's autograd fields, and the projections and volume. Time: every
     angle's epochs (plus the probe's joint epochs on ``probe_angles``) × positions at the
-    calibrated per-pattern rate with gradient, over the workers; SART is not counted.
+    per-pattern-update rate measured here (:func:`ptychography_seconds`, one thread per worker),
+    over the workers; SART is not counted.
     """
     from .physics.geometry import beam_grid
     h, w = scan.window
@@ -365,12 +390,13 @@ def estimate_two_step(scan: ScanShape, settings, stage: str = "golden", workers:
              "projections and volume": 4 * (scan.n_angles * Y * W + 3 * Z * Y * X)}
     if workers > 1:  # the parent holds two angles in flight per worker
         parts["patterns in flight (parent)"] = 2 * scan.angle_bytes
-    t = multislice_seconds(scan.n_modes, (h, w), S, True, device=pick_device(settings.device),
-                           n=min(settings.batch_size, 64))
+    device = pick_device(settings.device)
+    t = ptychography_seconds(scan.n_modes, (h, w), S, min(settings.batch_size, scan.n_pos), device,
+                             threads=1 if device.type == "cpu" and workers > 1 else None)
     probe = settings.probe_angles * settings.probe_epochs if settings.refine_probe else 0
     patterns = (scan.n_angles * settings.epochs + probe) * scan.n_pos
     seconds = t * patterns / workers
-    basis = f"calibrated here: {1 / t:.3g} patterns/s with gradient, {patterns} pattern updates"
+    basis = f"calibrated here: {1 / t:.3g} ptychography pattern updates/s per process, {patterns} updates"
     fix = f"set [{stage}] workers lower or batch_size lower, or use a machine with more memory"
     if max((k for k in parts if k != "process"), key=parts.get) == "patterns (angles in memory)":
         fix = f"set [{stage}] probe_angles lower, or use a machine with more memory"
