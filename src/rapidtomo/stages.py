@@ -417,7 +417,8 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
         region is empty on a reference's grid.
     """
     from .io.atomic import atomic_path
-    from .metrics.evaluate import background_ber, evaluate
+    from .metrics.evaluate import background_ber, evaluate, reference_values
+    from .metrics.segmentation import fit_two_gaussians
     timer = Timer()
     with timer("read"):
         loaded = {name: read_volume(path) for name, path in volumes.items()}
@@ -435,8 +436,9 @@ def run_evaluate(volumes: dict[str, Path], references: dict[str, Path], out: str
             except ValueError as e:
                 raise UserError(f"region on {ref_path} (shape {ref.shape}): {e}") from None
         with timer("evaluate"):
-            result[f"vs_{ref_name}"] = evaluate(ref, loaded, region)
-            background[f"vs_{ref_name}"] = round(background_ber(ref, region), 5)
+            fit = fit_two_gaussians(reference_values(ref, region))  # once, for BER/DICE and the background
+            result[f"vs_{ref_name}"] = evaluate(ref, loaded, region, fit)
+            background[f"vs_{ref_name}"] = round(background_ber(ref, region, fit), 5)
     result["background_ber"] = background
     info = {"region": region.text() if region else None, "region_x_fraction": _x_fraction(region),
             "references": {f"vs_{n}": str(p) for n, p in references.items()},

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..io import Volume
-from .segmentation import fit_two_gaussians, segmentation_scores
+from .segmentation import TwoGaussians, fit_two_gaussians, segmentation_scores
 from .similarity import ms_ssim, pcc
 
 AXES = "zyx"
@@ -114,7 +114,15 @@ def resample_to(volume: Volume, reference: Volume, region=None) -> np.ndarray:
     return data * (reference.voxel_size_m[0] / volume.voxel_size_m[0])
 
 
-def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict[str, dict[str, float]]:
+def reference_values(reference: Volume, region=None) -> np.ndarray:
+    """The reference's voxels in ``region`` (whole if None) as float64, the values every score uses."""
+    region = _as_region(region)
+    sl = region.slices(reference.shape) if region else (slice(None),) * 3
+    return np.asarray(reference.data, np.float64)[sl]
+
+
+def evaluate(reference: Volume, volumes: dict[str, Volume], region=None,
+             reference_fit: TwoGaussians | None = None) -> dict[str, dict[str, float]]:
     """PCC, MS-SSIM, BER and DICE of each volume against ``reference``.
 
     Parameters
@@ -128,6 +136,8 @@ def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict
     region : Region, str or (float, float), optional
         Part of the reference grid to score (a :class:`Region`, its text such as
         ``"x=0.6:1.0"``, or an x fraction pair); the whole grid if None.
+    reference_fit : TwoGaussians, optional
+        The two-Gaussian fit of :func:`reference_values` (saves refitting it); fitted here if None.
 
     Returns
     -------
@@ -140,10 +150,8 @@ def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict
     ValueError
         ``region`` is malformed, or empty on the reference's grid.
     """
-    region = _as_region(region)
-    sl = region.slices(reference.shape) if region else (slice(None),) * 3
-    ref = np.asarray(reference.data, np.float64)[sl]
-    ref_fit = fit_two_gaussians(ref)
+    ref = reference_values(reference, region)
+    ref_fit = reference_fit or fit_two_gaussians(ref)
     out = {}
     for name, vol in volumes.items():
         v = resample_to(vol, reference, region)
@@ -152,14 +160,13 @@ def evaluate(reference: Volume, volumes: dict[str, Volume], region=None) -> dict
     return out
 
 
-def background_ber(reference: Volume, region=None) -> float:
+def background_ber(reference: Volume, region=None, reference_fit: TwoGaussians | None = None) -> float:
     """The BER of a volume that is background everywhere: the share of the reference's voxels (in
-    ``region``) that its two-Gaussian fit calls foreground. A BER above it is worse than guessing
-    "no feature" (BER counts errors in both classes, so it favours a sparse foreground)."""
-    region = _as_region(region)
-    sl = region.slices(reference.shape) if region else (slice(None),) * 3
-    ref = np.asarray(reference.data, np.float64)[sl]
-    return float(np.mean(fit_two_gaussians(ref).classify(ref)))
+    ``region``) that its two-Gaussian fit (``reference_fit``, fitted here if None) calls foreground.
+    A BER above it is worse than guessing "no feature" (BER counts errors in both classes, so it
+    favours a sparse foreground)."""
+    ref = reference_values(reference, region)
+    return float(np.mean((reference_fit or fit_two_gaussians(ref)).classify(ref)))
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
