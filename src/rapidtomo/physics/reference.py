@@ -143,14 +143,15 @@ class SlabProjector:
 
     matrix: scipy.sparse.csr_matrix
     slabs: FineSlabs
+    grid: BeamGrid
     shift_px: tuple[float, float]
 
-    def __call__(self, vol: FineVolume, grid: BeamGrid) -> np.ndarray:
+    def __call__(self, vol: FineVolume) -> np.ndarray:
         """Slab line integrals ``(L, f·height, f·width)`` of ``vol`` (radians)."""
-        f, W = OVERSAMPLING, OVERSAMPLING * grid.width
+        f, W = OVERSAMPLING, OVERSAMPLING * self.grid.width
         L = self.slabs.n_slabs
-        phases = np.zeros((L, f * grid.height, W))
-        coef, first = fine_rows(vol, grid, self.shift_px[0])
+        phases = np.zeros((L, f * self.grid.height, W))
+        coef, first = fine_rows(vol, self.grid, self.shift_px[0])
         rows = coef.shape[1]
         phases[:, first:first + rows] = (self.matrix @ coef).reshape(L, W, rows).transpose(0, 2, 1)
         return phases
@@ -192,7 +193,7 @@ def slab_projector(padded_shape: tuple[int, int, int], theta_rad: float, grid: B
     rows = np.broadcast_to(row, (4, 4, len(row))).ravel()
     R = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(L * W, Zp * Xp))
     thickness = samples_per_slab * db
-    return SlabProjector(R, FineSlabs(L, thickness, -nb * db / 2 + thickness / 2), tuple(shift_px))
+    return SlabProjector(R, FineSlabs(L, thickness, -nb * db / 2 + thickness / 2), grid, tuple(shift_px))
 
 
 def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_slab: int,
@@ -200,7 +201,7 @@ def slab_phases(vol: FineVolume, theta_rad: float, grid: BeamGrid, samples_per_s
     """Slab line integrals ``(L, f·height, f·width)`` (radians) of the fine volume at angle θ and their
     slabs (:func:`slab_projector` says how)."""
     project = slab_projector(vol.padded_shape, theta_rad, grid, samples_per_slab, shift_px)
-    return project(vol, grid), project.slabs
+    return project(vol), project.slabs
 
 
 def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_rad: float, grid: BeamGrid,
@@ -215,7 +216,7 @@ def angle_intensities(phase: FineVolume, attenuation: FineVolume | None, theta_r
     f = OVERSAMPLING
     project = slab_projector(phase.padded_shape, theta_rad, grid, samples_per_slab, shift_px)
     slabs = project.slabs
-    t = transmission(project(phase, grid), None if attenuation is None else project(attenuation, grid))
+    t = transmission(project(phase), None if attenuation is None else project(attenuation))
     pixel = grid.pixel_m / f
     probe = propagate(fine_probe.astype(np.complex64), slabs.first_center_m, wavelength_m=wavelength_m,
                       pixel_size_m=pixel)
